@@ -1,0 +1,68 @@
+// The one error type of fqtok: lower layers throw it with a `kind`, the HTTP edge maps kind -> status.
+export type ErrorKind =
+  | 'bad_request' // malformed body, options or parameters
+  | 'bad_image' // undecodable, truncated or empty image
+  | 'too_large' // body, pixels or image count over a limit
+  | 'unsupported_media_type'
+  | 'not_acceptable'
+  | 'bad_tokens' // grids missing, mismatched, non-integer or out of range
+  | 'validation' // a well-formed request whose values are not acceptable (field-level)
+  | 'unknown_model'
+  | 'not_found'
+  | 'conflict'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'disabled' // a feature switched off by configuration
+  | 'overloaded' // queue full
+  | 'timeout'
+  | 'unavailable' // not ready (model loading, shutting down)
+  | 'internal';
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+export interface FqErrorOptions {
+  /** Which item of a batch request was at fault (0-based), when there is one. */
+  item?: number;
+  fields?: FieldError[];
+  retryAfterSeconds?: number;
+  cause?: unknown;
+}
+
+export class FqError extends Error {
+  readonly kind: ErrorKind;
+  readonly item?: number;
+  readonly fields?: FieldError[];
+  readonly retryAfterSeconds?: number;
+
+  constructor(kind: ErrorKind, message: string, options: FqErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'FqError';
+    this.kind = kind;
+    this.item = options.item;
+    this.fields = options.fields;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+}
+
+export const STATUS_BY_KIND: Record<ErrorKind, number> = {
+  bad_request: 400,
+  bad_image: 422,
+  too_large: 413,
+  unsupported_media_type: 415,
+  not_acceptable: 406,
+  bad_tokens: 422,
+  validation: 422,
+  unknown_model: 404,
+  not_found: 404,
+  conflict: 409,
+  unauthorized: 401,
+  forbidden: 403,
+  disabled: 404,
+  overloaded: 503,
+  timeout: 504,
+  unavailable: 503,
+  internal: 500,
+};
