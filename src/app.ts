@@ -1,0 +1,67 @@
+// The Hono app: middleware and route mounting, nothing else.
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { bodyLimit } from 'hono/body-limit';
+import { requestId } from 'hono/request-id';
+import { stringify } from 'yaml';
+import type { Config } from './config.ts';
+import { FqError } from './errors.ts';
+import type { CropSource } from './inference/encode-images.ts';
+import type { ModelRegistry } from './inference/registry.ts';
+import { decodeRoutes } from './http/decode.ts';
+import { encodeRoutes } from './http/encode.ts';
+import { healthRoutes } from './http/health.ts';
+import { requestMetrics } from './http/metrics-middleware.ts';
+import { modelRoutes } from './http/models.ts';
+import { handleError, problemResponse } from './http/problem.ts';
+
+export interface Lifecycle {
+  shuttingDown: boolean;
+}
+
+export interface AppDeps {
+  config: Config;
+  registry: ModelRegistry;
+  preprocessor: CropSource;
+  lifecycle: Lifecycle;
+}
+
+export function createApp(deps: AppDeps) {
+  const app = new OpenAPIHono();
+  app.use(requestId());
+  app.use(requestMetrics());
+  app.use(
+    bodyLimit({
+      maxSize: deps.config.maxBodyBytes,
+      onError: () => {
+        throw new FqError('too_large', `the body is larger than ${deps.config.maxBodyBytes} bytes`);
+      },
+    }),
+  );
+  app.onError(handleError);
+  app.notFound((c) => problemResponse(c, new FqError('not_found', `no route for ${c.req.method} ${c.req.path}`)));
+
+  app.route('/', healthRoutes(deps));
+  app.route('/', modelRoutes(deps));
+  app.route('/', encodeRoutes(deps));
+  app.route('/', decodeRoutes(deps));
+
+  app.get('/openapi.yaml', (c) => c.body(openApiYaml(app), 200, { 'content-type': 'application/yaml' }));
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;
+
+export function openApiDocument(app: OpenAPIHono) {
+  return app.getOpenAPI31Document({
+    openapi: '3.1.0',
+    info: {
+      title: 'fqtok',
+      version: '0.1.0',
+      description: 'FQGAN image tokenization: images to token grids (POST /encode) and back (POST /decode). Errors are application/problem+json.',
+    },
+  });
+}
+
+export function openApiYaml(app: OpenAPIHono): string {
+  return stringify(openApiDocument(app), { aliasDuplicateObjects: false });
+}

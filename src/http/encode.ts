@@ -1,0 +1,108 @@
+// POST /encode: images in, FQGAN token grids out (JSON or NPZ).
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { AppDeps } from '../app.ts';
+import { encodeImages, type EncodedBatch } from '../inference/encode-images.ts';
+import { writeNpz } from '../imaging/npz.ts';
+import { validationHook } from './validation.ts';
+import { accepts, listOption, parseFields, validJson } from './options.ts';
+import { readEncodeInput } from './encode-input.ts';
+import { EncodeJsonBodySchema, EncodeQuerySchema, EncodeResponseSchema, problems } from './schemas.ts';
+
+const route = createRoute({
+  method: 'post',
+  path: '/encode',
+  summary: 'Tokenize images',
+  description:
+    'Decodes each image, applies the reference preprocessing (convert to RGB, ADM centre crop to 256x256) and returns one token grid per codebook and view. ' +
+    'Options come from the query string, multipart fields or JSON keys (the body wins).',
+  request: {
+    query: EncodeQuerySchema,
+    body: {
+      required: true,
+      content: {
+        'multipart/form-data': {
+          schema: {
+            type: 'object',
+            description: 'One or more image files (any field names); option fields as in the query',
+            additionalProperties: true,
+          },
+        },
+        'image/*': { schema: { type: 'string', format: 'binary', description: 'One image' } },
+        'application/json': { schema: EncodeJsonBodySchema },
+      },
+    },
+  },
+  responses: {
+    200: {
+      description: 'Token grids',
+      content: {
+        'application/json': { schema: EncodeResponseSchema },
+        'application/x-npz': {
+          schema: {
+            type: 'string',
+            format: 'binary',
+            description: 'NPZ: one int32 array per codebook, named after it, shape [N, views, h, w]',
+          },
+        },
+      },
+    },
+    ...problems(400, 404, 413, 415, 422, 503, 504),
+  },
+});
+
+const OptionsSchema = z.object({
+  model: z.string().optional(),
+  version: z.coerce.number().int().positive().optional(),
+  augment: z.enum(['none', 'flip', 'ten_crop']).default('none'),
+  codebooks: z.array(z.string()).optional(),
+  orientation: z.enum(['ignore', 'exif']).default('ignore'),
+  format: z.enum(['json', 'npz']).optional(),
+});
+
+function toJson(tokenizerName: string, version: number, batch: EncodedBatch, names: (string | undefined)[], augment: string) {
+  const [h, w] = batch.grid;
+  const cells = h * w;
+  const images = [];
+  for (let i = 0; i < batch.count; i++) {
+    for (let v = 0; v < batch.views.length; v++) {
+      const offset = (i * batch.views.length + v) * cells;
+      const tokens: Record<string, number[][]> = {};
+      for (const name of batch.codebooks) {
+        const data = batch.tokens[name]!;
+        tokens[name] = Array.from({ length: h }, (_, r) => Array.from(data.subarray(offset + r * w, offset + (r + 1) * w)));
+      }
+      images.push({ index: i, ...(names[i] ? { name: names[i] } : {}), view: batch.views[v]!, tokens });
+    }
+  }
+  return { model: tokenizerName, version, grid: [h, w] as [number, number], codebooks: batch.codebooks, augment, views: [...batch.views], images };
+}
+
+export function encodeRoutes(deps: AppDeps) {
+  const app = new OpenAPIHono({ defaultHook: validationHook });
+  return app.openapi(route, async (c) => {
+    const jsonBody = (c.req.header('content-type') ?? '').startsWith('application/json') ? validJson(c) : undefined;
+    const input = await readEncodeInput(c, jsonBody, deps.config.maxImages);
+    const merged: Record<string, unknown> = { ...c.req.valid('query'), ...input.fields };
+    const options = parseFields(OptionsSchema, { ...merged, codebooks: listOption(merged.codebooks) }, 'options');
+    const tokenizer = deps.registry.get(options.model, options.version);
+    const started = performance.now();
+    const batch = await encodeImages(
+      tokenizer,
+      deps.preprocessor,
+      input.images,
+      { augment: options.augment, orientation: options.orientation, codebooks: options.codebooks },
+      { signal: c.req.raw.signal, timeoutMs: deps.config.requestTimeoutMs },
+    );
+    c.header('x-fqtok-model', tokenizer.label);
+    c.header('server-timing', `encode;dur=${(performance.now() - started).toFixed(1)}`);
+    const npz = options.format === 'npz' || (options.format === undefined && accepts(c, 'application/x-npz'));
+    if (npz) {
+      const [h, w] = batch.grid;
+      const shape = [batch.count, batch.views.length, h, w];
+      const arrays = Object.fromEntries(batch.codebooks.map((n) => [n, { shape, data: batch.tokens[n]! }]));
+      return c.body(writeNpz(arrays) as Uint8Array<ArrayBuffer>, 200, { 'content-type': 'application/x-npz' }) as never;
+    }
+    const names = input.images.map((i) => i.name);
+    return c.json(toJson(tokenizer.model.name, tokenizer.model.version, batch, names, options.augment), 200);
+  });
+}

@@ -1,0 +1,44 @@
+// Liveness, readiness and Prometheus metrics.
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { AppDeps } from '../app.ts';
+import { registry as metricsRegistry } from '../metrics.ts';
+import { problems } from './schemas.ts';
+import { FqError } from '../errors.ts';
+
+const StatusSchema = z.object({ status: z.string(), models: z.number().int().optional() }).openapi('Status');
+
+const healthRoute = createRoute({
+  method: 'get',
+  path: '/healthz',
+  summary: 'Liveness: the process answers',
+  responses: { 200: { description: 'Alive', content: { 'application/json': { schema: StatusSchema } } } },
+});
+
+const readyRoute = createRoute({
+  method: 'get',
+  path: '/readyz',
+  summary: 'Readiness: models loaded and not shutting down',
+  responses: {
+    200: { description: 'Ready', content: { 'application/json': { schema: StatusSchema } } },
+    ...problems(503),
+  },
+});
+
+const metricsRoute = createRoute({
+  method: 'get',
+  path: '/metrics',
+  summary: 'Prometheus metrics: requests and latency per route and status, batch sizes, queue depth, images processed',
+  responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } },
+});
+
+export function healthRoutes(deps: AppDeps) {
+  const app = new OpenAPIHono();
+  return app
+    .openapi(healthRoute, (c) => c.json({ status: 'ok' }, 200))
+    .openapi(readyRoute, (c) => {
+      if (deps.lifecycle.shuttingDown) throw new FqError('unavailable', 'shutting down', { retryAfterSeconds: 1 });
+      if (deps.registry.size === 0) throw new FqError('unavailable', 'no model is loaded', { retryAfterSeconds: 5 });
+      return c.json({ status: 'ready', models: deps.registry.list().length }, 200);
+    })
+    .openapi(metricsRoute, async (c) => c.text(await metricsRegistry.metrics(), 200, { 'content-type': metricsRegistry.contentType }) as never);
+}

@@ -1,0 +1,30 @@
+// Small helpers shared by route handlers: option parsing with field-level errors, content negotiation.
+import type { Context } from 'hono';
+import type { z } from '@hono/zod-openapi';
+import { FqError } from '../errors.ts';
+
+/** Parses with a zod schema; failures become one 400 naming every bad field. */
+export function parseFields<T extends z.ZodTypeAny>(schema: T, value: unknown, where: string): z.infer<T> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const fields = parsed.error.issues.map((i) => ({ field: i.path.join('.') || where, message: i.message }));
+  throw new FqError('bad_request', `invalid ${where}: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`, { fields });
+}
+
+/** `a,b` or ['a','b'] -> ['a','b']; undefined stays undefined. */
+export function listOption(value: unknown): string[] | undefined {
+  if (value === undefined) return undefined;
+  const items = Array.isArray(value) ? value.map(String) : String(value).split(',');
+  return items.map((s) => s.trim()).filter(Boolean);
+}
+
+/** True when the Accept header asks for `type` (and prefers it over JSON). */
+export function accepts(c: Context, type: string): boolean {
+  const accept = c.req.header('accept') ?? '';
+  return accept.split(',').some((part) => part.split(';')[0]!.trim().toLowerCase() === type);
+}
+
+/** The JSON body as validated by the route's schema (typed loosely: routes with several body types lose the inference). */
+export function validJson(c: Context): unknown {
+  return (c.req as unknown as { valid(target: 'json'): unknown }).valid('json');
+}

@@ -1,0 +1,80 @@
+// Errors as application/problem+json (RFC 9457): one renderer for every error the app throws.
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import { FqError, STATUS_BY_KIND, type ErrorKind } from '../errors.ts';
+import { logger } from '../logger.ts';
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance?: string;
+  request_id?: string;
+  item?: number;
+  errors?: { field: string; message: string }[];
+}
+
+const TITLES: Record<ErrorKind, string> = {
+  bad_request: 'Bad request',
+  bad_image: 'Unreadable image',
+  too_large: 'Too large',
+  unsupported_media_type: 'Unsupported media type',
+  not_acceptable: 'Not acceptable',
+  bad_tokens: 'Invalid token grids',
+  validation: 'Validation failed',
+  unknown_model: 'Unknown model',
+  not_found: 'Not found',
+  conflict: 'Conflict',
+  unauthorized: 'Unauthorized',
+  forbidden: 'Forbidden',
+  disabled: 'Disabled',
+  overloaded: 'Overloaded',
+  timeout: 'Timed out',
+  unavailable: 'Unavailable',
+  internal: 'Internal error',
+};
+
+function kindOfHttpStatus(status: number): ErrorKind {
+  if (status === 413) return 'too_large';
+  if (status === 415) return 'unsupported_media_type';
+  if (status === 404) return 'not_found';
+  if (status === 401) return 'unauthorized';
+  if (status === 403) return 'forbidden';
+  return status >= 500 ? 'internal' : 'bad_request';
+}
+
+export function problemResponse(c: Context, err: FqError): Response {
+  const status = STATUS_BY_KIND[err.kind];
+  const body: Problem = {
+    type: `https://fqtok.dev/problems/${err.kind.replaceAll('_', '-')}`,
+    title: TITLES[err.kind],
+    status,
+    detail: err.message,
+    instance: c.req.path,
+    request_id: c.get('requestId'),
+    ...(err.item !== undefined ? { item: err.item } : {}),
+    ...(err.fields ? { errors: err.fields } : {}),
+  };
+  const headers: Record<string, string> = { 'content-type': 'application/problem+json' };
+  if (err.retryAfterSeconds !== undefined) headers['retry-after'] = String(err.retryAfterSeconds);
+  if (err.kind === 'unauthorized') headers['www-authenticate'] = 'Bearer';
+  return new Response(JSON.stringify(body), { status, headers });
+}
+
+/** The app's onError: known errors keep their kind; anything else is logged and becomes a 500. */
+export function handleError(err: Error, c: Context): Response {
+  let problem: FqError;
+  if (err instanceof FqError) {
+    problem = err;
+  } else if (err instanceof HTTPException) {
+    problem = new FqError(kindOfHttpStatus(err.status), err.message || `HTTP ${err.status}`);
+  } else {
+    logger.error({ requestId: c.get('requestId'), err }, 'unhandled error');
+    problem = new FqError('internal', 'internal error; the request id identifies it in the logs');
+  }
+  if (problem.kind !== 'internal') {
+    logger.info({ requestId: c.get('requestId'), kind: problem.kind, detail: problem.message }, 'request refused');
+  }
+  return problemResponse(c, problem);
+}

@@ -1,0 +1,153 @@
+// Request and response schemas shared by validation and the OpenAPI document (one source of truth).
+import { z } from '@hono/zod-openapi';
+
+export const ProblemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    instance: z.string().optional(),
+    request_id: z.string().optional(),
+    item: z.number().int().optional().openapi({ description: 'Index of the offending image or grid set, when there is one' }),
+    errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+  })
+  .openapi('Problem');
+
+export const problemContent = { 'application/problem+json': { schema: ProblemSchema } };
+
+export function problems(...statuses: number[]) {
+  const descriptions: Record<number, string> = {
+    400: 'Malformed request (body, options or parameters)',
+    401: 'Missing or wrong bearer token',
+    403: 'Token not allowed',
+    404: 'Unknown model or resource',
+    406: 'Unsupported Accept type',
+    409: 'Conflict with the current state',
+    413: 'Body, image or image count over a limit',
+    415: 'Unsupported content type',
+    422: 'Unreadable image, invalid token grids or invalid values',
+    503: 'Queue full or not ready (see Retry-After)',
+    504: 'Not processed within the request timeout',
+  };
+  return Object.fromEntries(statuses.map((s) => [s, { description: descriptions[s] ?? 'Error', content: problemContent }]));
+}
+
+export const AugmentSchema = z.enum(['none', 'flip', 'ten_crop']).openapi({
+  description:
+    'Views encoded per image: `none` (the centre crop), `flip` (centre crop and its mirror, as the reference code extraction does), `ten_crop` (four corners and centre, then their mirrors).',
+});
+export const OrientationSchema = z.enum(['ignore', 'exif']).openapi({
+  description: 'EXIF orientation: `ignore` (default) is the reference-exact mode; `exif` rotates/flips the image upright first.',
+});
+export const ImageFormatSchema = z.enum(['png', 'jpeg', 'webp']);
+
+const codebookList = z
+  .string()
+  .openapi({ description: 'Comma-separated codebook names (default: all of the model)', example: 'vis,sem_mid' });
+
+export const EncodeQuerySchema = z.object({
+  model: z.string().optional().openapi({ description: 'Model name (default: the server default model)' }),
+  version: z.coerce.number().int().positive().optional().openapi({ description: 'Model version (default: the latest)' }),
+  augment: AugmentSchema.optional(),
+  codebooks: codebookList.optional(),
+  orientation: OrientationSchema.optional(),
+  format: z.enum(['json', 'npz']).optional().openapi({ description: 'Response format; `Accept: application/x-npz` also selects NPZ' }),
+});
+
+export const Base64ImageSchema = z.union([
+  z.string().openapi({ description: 'Base64 image bytes, optionally as a data: URL' }),
+  z.object({ data: z.string(), name: z.string().optional() }),
+]);
+
+export const EncodeJsonBodySchema = z
+  .object({
+    images: z.array(Base64ImageSchema).min(1),
+    model: z.string().optional(),
+    version: z.number().int().positive().optional(),
+    augment: AugmentSchema.optional(),
+    codebooks: z.array(z.string()).optional(),
+    orientation: OrientationSchema.optional(),
+    format: z.enum(['json', 'npz']).optional(),
+  })
+  .openapi('EncodeJsonRequest');
+
+export const GridSchema = z.array(z.array(z.number())).openapi({ description: 'h rows of w token indices', example: [[1, 2], [3, 4]] });
+
+export const EncodedImageSchema = z
+  .object({
+    index: z.number().int().openapi({ description: 'Position of the source image in the request' }),
+    name: z.string().optional().openapi({ description: 'File name, when the request gave one' }),
+    view: z.string().openapi({ description: 'Which view of the image: `center`, `flip`, or a ten-crop position' }),
+    tokens: z.record(z.string(), GridSchema).openapi({ description: 'One h x w grid per codebook' }),
+  })
+  .openapi('EncodedImage');
+
+export const EncodeResponseSchema = z
+  .object({
+    model: z.string(),
+    version: z.number().int(),
+    grid: z.tuple([z.number().int(), z.number().int()]),
+    codebooks: z.array(z.string()),
+    augment: AugmentSchema,
+    views: z.array(z.string()),
+    images: z.array(EncodedImageSchema),
+  })
+  .openapi('EncodeResponse');
+
+export const DecodeQuerySchema = z.object({
+  model: z.string().optional(),
+  version: z.coerce.number().int().positive().optional(),
+  codebooks: codebookList.optional().openapi({ description: 'Decode with these codebooks only; the others are zeroed (partial decoding)' }),
+  format: ImageFormatSchema.optional(),
+  quality: z.coerce.number().int().min(1).max(100).optional(),
+});
+
+export const DecodeJsonBodySchema = z
+  .object({
+    images: z.array(z.object({ tokens: z.record(z.string(), GridSchema) }).passthrough()).min(1),
+    model: z.string().optional(),
+    version: z.number().int().positive().optional(),
+    codebooks: z.array(z.string()).optional(),
+    format: ImageFormatSchema.optional(),
+    quality: z.number().int().min(1).max(100).optional(),
+  })
+  .passthrough()
+  .openapi('DecodeJsonRequest', { description: 'Accepts an /encode JSON response as it is' });
+
+export const DecodedImageSchema = z
+  .object({ index: z.number().int(), content_type: z.string(), data: z.string().openapi({ description: 'Base64 image bytes' }) })
+  .openapi('DecodedImage');
+
+export const DecodeResponseSchema = z
+  .object({
+    model: z.string(),
+    version: z.number().int(),
+    format: ImageFormatSchema,
+    codebooks: z.array(z.string()),
+    images: z.array(DecodedImageSchema),
+  })
+  .openapi('DecodeResponse');
+
+export const CodebookSchema = z.object({ name: z.string(), size: z.number().int(), dim: z.number().int() });
+
+export const ModelSchema = z
+  .object({
+    name: z.string(),
+    version: z.number().int(),
+    default: z.boolean(),
+    execution_provider: z.string(),
+    variant: z.enum(['triple', 'dual']),
+    image_size: z.number().int(),
+    downsample: z.number().int(),
+    grid: z.tuple([z.number().int(), z.number().int()]),
+    codebooks: z.array(CodebookSchema),
+  })
+  .openapi('Model');
+
+export const ModelDetailSchema = ModelSchema.extend({
+  versions: z.array(z.number().int()),
+  manifest: z.record(z.string(), z.unknown()),
+}).openapi('ModelDetail');
+
+export const ModelListSchema = z.object({ default: z.string().nullable(), models: z.array(ModelSchema) }).openapi('ModelList');

@@ -1,0 +1,101 @@
+// NPY/NPZ read and write for token grids, so that Python clients use plain numpy.load / np.savez.
+import { unzipSync, zipSync } from 'fflate';
+import { FqError } from '../errors.ts';
+
+export interface IntArray {
+  shape: number[];
+  /** Values in C order. */
+  data: Int32Array;
+}
+
+const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
+
+/** One .npy file (format 1.0), int32 little-endian, C order. */
+export function writeNpy(array: IntArray): Uint8Array {
+  const shape = array.shape.length === 1 ? `(${array.shape[0]},)` : `(${array.shape.join(', ')})`;
+  let header = `{'descr': '<i4', 'fortran_order': False, 'shape': ${shape}, }`;
+  // The whole preamble (10 bytes + header + newline) is padded to a multiple of 64 for aligned reads.
+  const unpadded = 10 + header.length + 1;
+  header += ' '.repeat((64 - (unpadded % 64)) % 64) + '\n';
+  const out = new Uint8Array(10 + header.length + array.data.byteLength);
+  out.set(MAGIC, 0);
+  out[6] = 1;
+  out[7] = 0;
+  new DataView(out.buffer).setUint16(8, header.length, true);
+  for (let i = 0; i < header.length; i++) out[10 + i] = header.charCodeAt(i);
+  const body = new Uint8Array(array.data.buffer, array.data.byteOffset, array.data.byteLength);
+  out.set(body, 10 + header.length); // Int32Array is little-endian on every platform Node runs on
+  return out;
+}
+
+const INTEGER_DTYPES: Record<string, { bytes: number; read: (v: DataView, o: number, le: boolean) => number }> = {
+  i1: { bytes: 1, read: (v, o) => v.getInt8(o) },
+  u1: { bytes: 1, read: (v, o) => v.getUint8(o) },
+  i2: { bytes: 2, read: (v, o, le) => v.getInt16(o, le) },
+  u2: { bytes: 2, read: (v, o, le) => v.getUint16(o, le) },
+  i4: { bytes: 4, read: (v, o, le) => v.getInt32(o, le) },
+  u4: { bytes: 4, read: (v, o, le) => v.getUint32(o, le) },
+  i8: { bytes: 8, read: (v, o, le) => Number(v.getBigInt64(o, le)) },
+  u8: { bytes: 8, read: (v, o, le) => Number(v.getBigUint64(o, le)) },
+};
+
+/** Parses one .npy of any integer dtype; values outside int32 are clamped so range checks still catch them. */
+export function readNpy(bytes: Uint8Array, name: string): IntArray {
+  const bad = (why: string) => new FqError('bad_tokens', `array '${name}': ${why}`);
+  if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) throw bad('not a .npy array');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const major = bytes[6];
+  const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
+  const headerStart = major === 1 ? 10 : 12;
+  if (headerStart + headerLength > bytes.length) throw bad('truncated header');
+  const header = Buffer.from(bytes.subarray(headerStart, headerStart + headerLength)).toString('latin1');
+  const descr = /'descr':\s*'([<>|=])([a-z]\d+)'/.exec(header);
+  const fortran = /'fortran_order':\s*(True|False)/.exec(header);
+  const shapeMatch = /'shape':\s*\(([^)]*)\)/.exec(header);
+  if (!descr || !fortran || !shapeMatch) throw bad('unreadable header');
+  const dtype = INTEGER_DTYPES[descr[2]!];
+  if (!dtype) throw bad(`tokens must be integers, got dtype ${descr[1]}${descr[2]}`);
+  if (fortran[1] === 'True') throw bad('Fortran-ordered arrays are not supported; save with np.ascontiguousarray');
+  const shape = shapeMatch[1]!.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  if (shape.some((d) => !Number.isInteger(d) || d < 0)) throw bad('bad shape');
+  const count = shape.reduce((a, b) => a * b, 1);
+  const dataStart = headerStart + headerLength;
+  if (bytes.length - dataStart < count * dtype.bytes) throw bad('truncated data');
+  const littleEndian = descr[1] !== '>';
+  const data = new Int32Array(count);
+  for (let i = 0; i < count; i++) {
+    const v = dtype.read(view, dataStart + i * dtype.bytes, littleEndian);
+    data[i] = Math.max(-2147483648, Math.min(2147483647, v));
+  }
+  return { shape, data };
+}
+
+export function writeNpz(arrays: Record<string, IntArray>): Uint8Array {
+  const files: Record<string, Uint8Array> = {};
+  for (const [name, array] of Object.entries(arrays)) files[`${name}.npy`] = writeNpy(array);
+  return zipSync(files, { level: 1 });
+}
+
+/** Reads an .npz (stored or deflated), refusing archives that would inflate beyond `maxBytes`. */
+export function readNpz(bytes: Uint8Array, maxBytes: number): Record<string, IntArray> {
+  let files: Record<string, Uint8Array>;
+  let total = 0;
+  try {
+    files = unzipSync(bytes, {
+      filter: (file) => {
+        total += file.originalSize;
+        if (total > maxBytes) throw new FqError('too_large', `the NPZ inflates to more than ${maxBytes} bytes`);
+        return file.name.endsWith('.npy');
+      },
+    });
+  } catch (err) {
+    if (err instanceof FqError) throw err;
+    throw new FqError('bad_tokens', `the body is not a readable .npz archive (${(err as Error).message})`);
+  }
+  const out: Record<string, IntArray> = {};
+  for (const [file, data] of Object.entries(files)) {
+    const name = file.slice(0, -'.npy'.length);
+    out[name] = readNpy(data, name);
+  }
+  return out;
+}

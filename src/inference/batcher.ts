@@ -1,0 +1,178 @@
+// Micro-batcher: concurrent requests for one model share one inference run.
+// One owner of the queue state; each entry carries its own promise; batches close on size or wait;
+// entries whose caller went away (abort, timeout) are dropped before they run; overload is refused at once.
+import { FqError } from '../errors.ts';
+
+export interface BatcherOptions<P, R> {
+  /** Most items in one run. An entry may not be larger than this. */
+  maxBatch: number;
+  /** How long the first waiting entry waits for company. */
+  maxWaitMs: number;
+  /** Most items waiting; beyond it submit() fails at once with `overloaded`. */
+  maxQueue: number;
+  /** Runs one batch: entries' payloads in, one result per entry out, same order. */
+  run(payloads: P[]): Promise<R[]>;
+  /** Entries with different keys never share a run (e.g. different decode masks). */
+  keyOf?(payload: P): string;
+  onBatch?(items: number, durationMs: number): void;
+  onDropped?(reason: 'aborted' | 'timeout'): void;
+}
+
+export interface SubmitOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+interface Entry<P, R> {
+  payload: P;
+  items: number;
+  key: string;
+  resolve(result: R): void;
+  reject(err: unknown): void;
+  /** Set once the caller stopped waiting; the entry is then skipped. */
+  abandoned: boolean;
+  cleanup(): void;
+}
+
+export class MicroBatcher<P, R> {
+  private readonly queue: Entry<P, R>[] = [];
+  private queuedItems = 0;
+  private running = false;
+  private timer: NodeJS.Timeout | undefined;
+  private avgBatchMs = 0;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly options: BatcherOptions<P, R>) {}
+
+  get depth(): number {
+    return this.queuedItems;
+  }
+
+  submit(payload: P, items: number, options: SubmitOptions = {}): Promise<R> {
+    if (this.closed) return Promise.reject(new FqError('unavailable', 'the server is shutting down', { retryAfterSeconds: 1 }));
+    if (items > this.options.maxBatch) {
+      return Promise.reject(new Error(`entry of ${items} items exceeds maxBatch ${this.options.maxBatch}`));
+    }
+    if (this.queuedItems + items > this.options.maxQueue) {
+      return Promise.reject(
+        new FqError('overloaded', `the queue is full (${this.queuedItems} images waiting); retry later`, {
+          retryAfterSeconds: this.retryAfterSeconds(),
+        }),
+      );
+    }
+    if (options.signal?.aborted) return Promise.reject(new FqError('bad_request', 'the request was aborted'));
+
+    return new Promise<R>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const onAbort = () => this.abandon(entry, 'aborted', new FqError('bad_request', 'the request was aborted'));
+      const entry: Entry<P, R> = {
+        payload,
+        items,
+        key: this.options.keyOf?.(payload) ?? '',
+        resolve,
+        reject,
+        abandoned: false,
+        cleanup: () => {
+          if (timer) clearTimeout(timer);
+          options.signal?.removeEventListener('abort', onAbort);
+        },
+      };
+      if (options.timeoutMs !== undefined) {
+        timer = setTimeout(
+          () => this.abandon(entry, 'timeout', new FqError('timeout', `not processed within ${options.timeoutMs} ms`)),
+          options.timeoutMs,
+        );
+      }
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      this.queue.push(entry);
+      this.queuedItems += items;
+      this.schedule();
+    });
+  }
+
+  /** Stops taking entries; resolves when everything accepted has run. */
+  async drain(): Promise<void> {
+    this.closed = true;
+    if (!this.running && this.queue.length === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private abandon(entry: Entry<P, R>, reason: 'aborted' | 'timeout', err: FqError): void {
+    if (entry.abandoned) return;
+    entry.abandoned = true;
+    entry.cleanup();
+    const index = this.queue.indexOf(entry);
+    if (index >= 0) {
+      this.queue.splice(index, 1);
+      this.queuedItems -= entry.items;
+    }
+    this.options.onDropped?.(reason);
+    entry.reject(err);
+  }
+
+  private retryAfterSeconds(): number {
+    const batchesAhead = Math.ceil(this.queuedItems / this.options.maxBatch) + 1;
+    return Math.max(1, Math.ceil((batchesAhead * this.avgBatchMs) / 1000));
+  }
+
+  private schedule(): void {
+    if (this.running || this.queue.length === 0) return;
+    if (this.queuedItems >= this.options.maxBatch || this.closed) {
+      this.dispatch();
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => this.dispatch(), this.options.maxWaitMs);
+    }
+  }
+
+  private takeBatch(): Entry<P, R>[] {
+    const head = this.queue[0];
+    if (!head) return [];
+    const batch: Entry<P, R>[] = [];
+    let items = 0;
+    for (let i = 0; i < this.queue.length; ) {
+      const entry = this.queue[i]!;
+      if (entry.key === head.key && items + entry.items <= this.options.maxBatch) {
+        batch.push(entry);
+        items += entry.items;
+        this.queue.splice(i, 1);
+        this.queuedItems -= entry.items;
+      } else {
+        i++;
+      }
+    }
+    return batch;
+  }
+
+  private dispatch(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.running) return;
+    const batch = this.takeBatch();
+    if (batch.length === 0) return this.notifyIdle();
+    this.running = true;
+    for (const entry of batch) entry.cleanup(); // once running, a batch finishes; late results are discarded
+    const items = batch.reduce((n, e) => n + e.items, 0);
+    const started = performance.now();
+    this.options
+      .run(batch.map((e) => e.payload))
+      .then(
+        (results) => batch.forEach((e, i) => e.resolve(results[i] as R)),
+        (err) => batch.forEach((e) => e.reject(err)),
+      )
+      .finally(() => {
+        const ms = performance.now() - started;
+        this.avgBatchMs = this.avgBatchMs === 0 ? ms : 0.8 * this.avgBatchMs + 0.2 * ms;
+        this.options.onBatch?.(items, ms);
+        this.running = false;
+        if (this.queue.length > 0) this.schedule();
+        else this.notifyIdle();
+      });
+  }
+
+  private notifyIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    waiters.forEach((w) => w());
+  }
+}

@@ -1,0 +1,87 @@
+// Decode: validated token grids -> tokenizer (with the codebook mask) -> encoded image files.
+import { FqError } from '../errors.ts';
+import { encodeImage, type ImageFormat } from '../imaging/tensor-to-image.ts';
+import type { TokenBatch } from './backend.ts';
+import type { SubmitOptions } from './batcher.ts';
+import type { Tokenizer } from './tokenizer.ts';
+
+export interface GridSet {
+  /** Per codebook: count*h*w values, grid-major (C order of [count, h, w]). */
+  tokens: Record<string, ArrayLike<number>>;
+  count: number;
+  grid: readonly [number, number];
+}
+
+export interface DecodeGridsOptions {
+  /** Codebooks to decode with; the others are masked to zero (partial decoding). */
+  codebooks: string[];
+  format: ImageFormat;
+  quality?: number;
+}
+
+/** Grid index of flat position i, for error messages that point at the offending value. */
+function locate(i: number, grid: readonly [number, number]): string {
+  const cells = grid[0] * grid[1];
+  const n = Math.floor(i / cells);
+  const r = Math.floor((i % cells) / grid[1]);
+  return `grid ${n}, row ${r}, column ${i % grid[1]}`;
+}
+
+/** Checks what the model needs: grid shape, every used codebook present, integer tokens in range. */
+export function validateGrids(tokenizer: Tokenizer, set: GridSet, codebooks: string[]): TokenBatch {
+  const manifest = tokenizer.model.manifest;
+  const [gh, gw] = manifest.grid;
+  if (set.grid[0] !== gh || set.grid[1] !== gw) {
+    throw new FqError('bad_tokens', `grids are ${set.grid[0]}x${set.grid[1]}; model ${tokenizer.label} takes ${gh}x${gw}`);
+  }
+  const expected = set.count * gh * gw;
+  const out: TokenBatch = {};
+  for (const codebook of manifest.codebooks) {
+    if (!codebooks.includes(codebook.name)) {
+      out[codebook.name] = new Int32Array(expected); // masked: its vectors are zeroed by the decoder
+      continue;
+    }
+    const values = set.tokens[codebook.name];
+    if (!values) throw new FqError('bad_tokens', `missing grids for codebook '${codebook.name}'`);
+    if (values.length !== expected) {
+      throw new FqError('bad_tokens', `codebook '${codebook.name}' has ${values.length} tokens, expected ${expected}`);
+    }
+    const ints = new Int32Array(expected);
+    for (let i = 0; i < expected; i++) {
+      const v = values[i]!;
+      if (!Number.isInteger(v)) {
+        throw new FqError('bad_tokens', `codebook '${codebook.name}', ${locate(i, set.grid)}: ${v} is not an integer`, {
+          item: Math.floor(i / (gh * gw)),
+        });
+      }
+      if (v < 0 || v >= codebook.size) {
+        throw new FqError('bad_tokens', `codebook '${codebook.name}', ${locate(i, set.grid)}: ${v} is outside [0, ${codebook.size})`, {
+          item: Math.floor(i / (gh * gw)),
+        });
+      }
+      ints[i] = v;
+    }
+    out[codebook.name] = ints;
+  }
+  return out;
+}
+
+export async function decodeGrids(
+  tokenizer: Tokenizer,
+  set: GridSet,
+  options: DecodeGridsOptions,
+  submit: SubmitOptions = {},
+): Promise<Buffer[]> {
+  const tokens = validateGrids(tokenizer, set, options.codebooks);
+  const mask = Float32Array.from(tokenizer.codebookNames, (n) => (options.codebooks.includes(n) ? 1 : 0));
+  const images = await tokenizer.decode(tokens, set.count, set.grid, mask, submit);
+  const down = tokenizer.model.manifest.downsample;
+  const height = set.grid[0] * down;
+  const width = set.grid[1] * down;
+  const perImage = 3 * height * width;
+  return Promise.all(
+    Array.from({ length: set.count }, (_, n) =>
+      encodeImage(images.subarray(n * perImage, (n + 1) * perImage), height, width, options.format, options.quality),
+    ),
+  );
+}

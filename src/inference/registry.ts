@@ -1,0 +1,118 @@
+// The model registry: which model versions are served, their tokenizers, and the default model.
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { FqError } from '../errors.ts';
+import { logger } from '../logger.ts';
+import type { ExecutionProviderName } from '../config.ts';
+import { readManifest } from './manifest.ts';
+import { OnnxBackend } from './onnx-backend.ts';
+import { Tokenizer, type BatchingOptions, type ModelRef } from './tokenizer.ts';
+
+export interface RegistryOptions extends BatchingOptions {
+  executionProviders: ExecutionProviderName[];
+  intraOpThreads: number;
+  defaultModel?: string;
+}
+
+export interface ModelSummary {
+  name: string;
+  version: number;
+  dir: string;
+  default: boolean;
+  executionProvider: string;
+}
+
+export class ModelRegistry {
+  /** name -> version -> tokenizer */
+  private readonly models = new Map<string, Map<number, Tokenizer>>();
+  private defaultName: string | undefined;
+
+  constructor(private readonly options: RegistryOptions) {
+    this.defaultName = options.defaultModel;
+  }
+
+  /** Loads every sub-folder of `modelsDir` that holds a manifest.json, as version 1 of its folder name. */
+  async loadModelsDir(modelsDir: string): Promise<void> {
+    let entries: string[] = [];
+    try {
+      entries = (await readdir(modelsDir)).sort();
+    } catch {
+      logger.warn({ modelsDir }, 'models directory not found; serving no shipped models');
+      return;
+    }
+    for (const name of entries) {
+      const dir = path.join(modelsDir, name);
+      const isModel = await stat(path.join(dir, 'manifest.json')).then((s) => s.isFile(), () => false);
+      if (isModel) await this.load(name, 1, dir);
+    }
+    if (this.defaultName && !this.models.has(this.defaultName)) {
+      throw new Error(`FQ_DEFAULT_MODEL=${this.defaultName} is not among the models in ${modelsDir}`);
+    }
+  }
+
+  /** Loads a model folder and serves it as `name` version `version`. */
+  async load(name: string, version: number, dir: string): Promise<Tokenizer> {
+    const manifest = await readManifest(dir);
+    const backend = await OnnxBackend.load(dir, manifest, this.options);
+    const ref: ModelRef = { name, version, dir, manifest };
+    const tokenizer = new Tokenizer(ref, backend, this.options);
+    let versions = this.models.get(name);
+    if (!versions) this.models.set(name, (versions = new Map()));
+    const previous = versions.get(version);
+    versions.set(version, tokenizer);
+    if (previous) await previous.close();
+    this.defaultName ??= name;
+    logger.info({ model: name, version, dir, executionProvider: backend.executionProvider }, 'model loaded');
+    return tokenizer;
+  }
+
+  /** Stops serving one version; in-flight work on it finishes first. */
+  async unload(name: string, version: number): Promise<void> {
+    const versions = this.models.get(name);
+    const tokenizer = versions?.get(version);
+    if (!versions || !tokenizer) return;
+    versions.delete(version);
+    if (versions.size === 0) this.models.delete(name);
+    await tokenizer.close();
+  }
+
+  get defaultModel(): string | undefined {
+    return this.defaultName;
+  }
+
+  /** The tokenizer for `name` (default model when omitted), at `version` (latest when omitted). */
+  get(name?: string, version?: number): Tokenizer {
+    const wanted = name ?? this.defaultName;
+    if (!wanted) throw new FqError('unknown_model', 'no model is loaded');
+    const versions = this.models.get(wanted);
+    if (!versions) {
+      throw new FqError('unknown_model', `unknown model '${wanted}'; known: ${[...this.models.keys()].join(', ') || 'none'}`);
+    }
+    const v = version ?? Math.max(...versions.keys());
+    const tokenizer = versions.get(v);
+    if (!tokenizer) {
+      throw new FqError('unknown_model', `model '${wanted}' has no version ${v}; versions: ${[...versions.keys()].join(', ')}`);
+    }
+    return tokenizer;
+  }
+
+  list(): ModelSummary[] {
+    const out: ModelSummary[] = [];
+    for (const [name, versions] of [...this.models.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+      for (const [version, t] of [...versions.entries()].sort(([a], [b]) => a - b)) {
+        out.push({ name, version, dir: t.model.dir, default: name === this.defaultName, executionProvider: t.executionProvider });
+      }
+    }
+    return out;
+  }
+
+  get size(): number {
+    return this.models.size;
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.models.values()].flatMap((v) => [...v.values()]);
+    this.models.clear();
+    await Promise.all(all.map((t) => t.close()));
+  }
+}

@@ -1,0 +1,176 @@
+// One servable model version: its backend behind an encode and a decode micro-batcher.
+import { FqError } from '../errors.ts';
+import { batchSize, droppedRequests, imagesProcessed, inferenceDuration, queueDepth } from '../metrics.ts';
+import type { TokenBatch, TokenizerBackend } from './backend.ts';
+import { MicroBatcher, type SubmitOptions } from './batcher.ts';
+import type { Manifest } from './manifest.ts';
+
+export interface ModelRef {
+  name: string;
+  version: number;
+  dir: string;
+  manifest: Manifest;
+}
+
+export interface BatchingOptions {
+  maxBatch: number;
+  batchWaitMs: number;
+  maxQueue: number;
+}
+
+interface EncodePayload {
+  images: Float32Array;
+  count: number;
+}
+
+interface DecodePayload {
+  tokens: TokenBatch;
+  count: number;
+  grid: readonly [number, number];
+  mask: Float32Array;
+}
+
+function concatFloat32(parts: Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+function concatTokens(parts: TokenBatch[], names: string[]): TokenBatch {
+  if (parts.length === 1) return parts[0]!;
+  const out: TokenBatch = {};
+  for (const name of names) {
+    const arrays = parts.map((p) => p[name]!);
+    const merged = new Int32Array(arrays.reduce((n, a) => n + a.length, 0));
+    let offset = 0;
+    for (const a of arrays) {
+      merged.set(a, offset);
+      offset += a.length;
+    }
+    out[name] = merged;
+  }
+  return out;
+}
+
+function sliceTokens(tokens: TokenBatch, start: number, end: number): TokenBatch {
+  const out: TokenBatch = {};
+  for (const [name, data] of Object.entries(tokens)) out[name] = data.subarray(start, end);
+  return out;
+}
+
+export class Tokenizer {
+  private readonly encoder: MicroBatcher<EncodePayload, TokenBatch>;
+  private readonly decoder: MicroBatcher<DecodePayload, Float32Array>;
+  readonly codebookNames: string[];
+
+  constructor(
+    readonly model: ModelRef,
+    private readonly backend: TokenizerBackend,
+    private readonly batching: BatchingOptions,
+  ) {
+    const labels = { model: `${model.name}@${model.version}` };
+    const m = model.manifest;
+    this.codebookNames = m.codebooks.map((c) => c.name);
+    const [gh, gw] = m.grid;
+    this.encoder = new MicroBatcher<EncodePayload, TokenBatch>({
+      maxBatch: batching.maxBatch,
+      maxWaitMs: batching.batchWaitMs,
+      maxQueue: batching.maxQueue,
+      run: async (payloads) => {
+        const count = payloads.reduce((n, p) => n + p.count, 0);
+        const tokens = await backend.encode(concatFloat32(payloads.map((p) => p.images)), count);
+        let offset = 0;
+        return payloads.map((p) => {
+          const part = sliceTokens(tokens, offset * gh * gw, (offset + p.count) * gh * gw);
+          offset += p.count;
+          return part;
+        });
+      },
+      onBatch: (items, ms) => this.observe('encode', items, ms),
+      onDropped: (reason) => droppedRequests.inc({ ...labels, operation: 'encode', reason }),
+    });
+    this.decoder = new MicroBatcher<DecodePayload, Float32Array>({
+      maxBatch: batching.maxBatch,
+      maxWaitMs: batching.batchWaitMs,
+      maxQueue: batching.maxQueue,
+      keyOf: (p) => `${p.grid.join('x')}/${p.mask.join(',')}`,
+      run: async (payloads) => {
+        const count = payloads.reduce((n, p) => n + p.count, 0);
+        const first = payloads[0]!;
+        const tokens = concatTokens(payloads.map((p) => p.tokens), this.codebookNames);
+        const images = await backend.decode(tokens, count, first.grid, first.mask);
+        const perImage = images.length / count;
+        let offset = 0;
+        return payloads.map((p) => {
+          const part = images.subarray(offset * perImage, (offset + p.count) * perImage);
+          offset += p.count;
+          return part;
+        });
+      },
+      onBatch: (items, ms) => this.observe('decode', items, ms),
+      onDropped: (reason) => droppedRequests.inc({ ...labels, operation: 'decode', reason }),
+    });
+  }
+
+  get label(): string {
+    return `${this.model.name}@${this.model.version}`;
+  }
+
+  get executionProvider(): string {
+    return this.backend.executionProvider;
+  }
+
+  get queueDepth(): { encode: number; decode: number } {
+    return { encode: this.encoder.depth, decode: this.decoder.depth };
+  }
+
+  private observe(operation: 'encode' | 'decode', items: number, ms: number): void {
+    const labels = { model: this.label, operation };
+    batchSize.observe(labels, items);
+    inferenceDuration.observe(labels, ms / 1000);
+    imagesProcessed.inc(labels, items);
+    queueDepth.set(labels, operation === 'encode' ? this.encoder.depth : this.decoder.depth);
+  }
+
+  /** images: [count,3,S,S] float32 in [-1,1]. Returns the grids of all images, [count*h*w] per codebook. */
+  async encode(images: Float32Array, count: number, options: SubmitOptions = {}): Promise<TokenBatch> {
+    const perImage = images.length / count;
+    const chunks: Promise<TokenBatch>[] = [];
+    for (let start = 0; start < count; start += this.batching.maxBatch) {
+      const n = Math.min(this.batching.maxBatch, count - start);
+      const part = images.subarray(start * perImage, (start + n) * perImage);
+      chunks.push(this.encoder.submit({ images: part, count: n }, n, options));
+    }
+    return concatTokens(await Promise.all(chunks), this.codebookNames);
+  }
+
+  /** tokens: [count*h*w] per codebook, validated by the caller. Returns [count,3,H,W] float32. */
+  async decode(
+    tokens: TokenBatch,
+    count: number,
+    grid: readonly [number, number],
+    mask: Float32Array,
+    options: SubmitOptions = {},
+  ): Promise<Float32Array> {
+    if (count === 0) throw new FqError('bad_tokens', 'no token grids to decode');
+    const cells = grid[0] * grid[1];
+    const chunks: Promise<Float32Array>[] = [];
+    for (let start = 0; start < count; start += this.batching.maxBatch) {
+      const n = Math.min(this.batching.maxBatch, count - start);
+      const part = sliceTokens(tokens, start * cells, (start + n) * cells);
+      chunks.push(this.decoder.submit({ tokens: part, count: n, grid, mask }, n, options));
+    }
+    return concatFloat32(await Promise.all(chunks));
+  }
+
+  /** Finishes what was accepted, then frees the sessions. */
+  async close(): Promise<void> {
+    await Promise.all([this.encoder.drain(), this.decoder.drain()]);
+    await this.backend.close();
+  }
+}

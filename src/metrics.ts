@@ -1,0 +1,57 @@
+// Prometheus metrics of the process: one registry, named instruments, served by GET /metrics.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry, prefix: 'fqtok_' });
+
+export const httpRequests = new Counter({
+  name: 'fqtok_http_requests_total',
+  help: 'HTTP requests by route, method and status',
+  labelNames: ['route', 'method', 'status'] as const,
+  registers: [registry],
+});
+
+export const httpDuration = new Histogram({
+  name: 'fqtok_http_request_duration_seconds',
+  help: 'HTTP request latency by route, method and status',
+  labelNames: ['route', 'method', 'status'] as const,
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+  registers: [registry],
+});
+
+export const batchSize = new Histogram({
+  name: 'fqtok_batch_size',
+  help: 'Images per inference run',
+  labelNames: ['model', 'operation'] as const,
+  buckets: [1, 2, 4, 8, 16, 32, 64],
+  registers: [registry],
+});
+
+export const inferenceDuration = new Histogram({
+  name: 'fqtok_inference_duration_seconds',
+  help: 'Time of one inference run',
+  labelNames: ['model', 'operation'] as const,
+  buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  registers: [registry],
+});
+
+export const queueDepth = new Gauge({
+  name: 'fqtok_queue_depth',
+  help: 'Images waiting for an inference run',
+  labelNames: ['model', 'operation'] as const,
+  registers: [registry],
+});
+
+export const imagesProcessed = new Counter({
+  name: 'fqtok_images_processed_total',
+  help: 'Images encoded or decoded',
+  labelNames: ['model', 'operation'] as const,
+  registers: [registry],
+});
+
+export const droppedRequests = new Counter({
+  name: 'fqtok_dropped_requests_total',
+  help: 'Queued work dropped because its caller went away or timed out',
+  labelNames: ['model', 'operation', 'reason'] as const,
+  registers: [registry],
+});

@@ -1,0 +1,50 @@
+// Builds the running service from a configuration: registry, preprocessor, app, HTTP server; and stops it.
+import { serve, type ServerType } from '@hono/node-server';
+import type { AddressInfo } from 'node:net';
+import { createApp, type App, type Lifecycle } from './app.ts';
+import type { Config } from './config.ts';
+import { createPreprocessor } from './imaging/preprocess.ts';
+import { ModelRegistry } from './inference/registry.ts';
+import { logger } from './logger.ts';
+
+export interface RunningServer {
+  app: App;
+  registry: ModelRegistry;
+  port: number;
+  /** Stops accepting, finishes in-flight work, frees everything. */
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Config): Promise<RunningServer> {
+  const registry = new ModelRegistry({ ...config, defaultModel: config.defaultModel });
+  await registry.loadModelsDir(config.modelsDir);
+  const preprocessor = createPreprocessor({
+    imageSize: 256,
+    maxInputPixels: config.maxInputPixels,
+    threads: config.preprocessThreads,
+  });
+  const lifecycle: Lifecycle = { shuttingDown: false };
+  const app = createApp({ config, registry, preprocessor, lifecycle });
+
+  const server: ServerType = await new Promise((resolve) => {
+    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
+  });
+  const port = (server.address() as AddressInfo).port;
+  logger.info({ port, models: registry.list().map((m) => `${m.name}@${m.version}`), default: registry.defaultModel }, 'fqtok listening');
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      lifecycle.shuttingDown = true;
+      // Stop accepting; in-flight requests finish (server.close waits for them), idle keep-alive sockets go.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+      const grace = setTimeout(() => (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.(), config.shutdownGraceMs);
+      await closed;
+      clearTimeout(grace);
+      await registry.close();
+      await preprocessor.close();
+      logger.info('fqtok stopped');
+    })());
+  return { app, registry, port, close };
+}
