@@ -2,7 +2,6 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
-import { stringify } from 'yaml';
 import type { Config } from './config.ts';
 import { FqError } from './errors.ts';
 import type { CropSource } from './inference/encode-images.ts';
@@ -12,6 +11,7 @@ import { encodeRoutes } from './http/encode.ts';
 import { healthRoutes } from './http/health.ts';
 import { requestMetrics } from './http/metrics-middleware.ts';
 import { modelRoutes } from './http/models.ts';
+import { openApiYaml } from './http/openapi-document.ts';
 import { handleError, problemResponse } from './http/problem.ts';
 
 export interface Lifecycle {
@@ -29,6 +29,10 @@ export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono();
   app.use(requestId());
   app.use(requestMetrics());
+  app.use(async function closeConnectionsWhenShuttingDown(c, next) {
+    await next();
+    if (deps.lifecycle.shuttingDown) c.header('connection', 'close'); // no keep-alive to wait out
+  });
   app.use(
     bodyLimit({
       maxSize: deps.config.maxBodyBytes,
@@ -50,18 +54,3 @@ export function createApp(deps: AppDeps) {
 }
 
 export type App = ReturnType<typeof createApp>;
-
-export function openApiDocument(app: OpenAPIHono) {
-  return app.getOpenAPI31Document({
-    openapi: '3.1.0',
-    info: {
-      title: 'fqtok',
-      version: '0.1.0',
-      description: 'FQGAN image tokenization: images to token grids (POST /encode) and back (POST /decode). Errors are application/problem+json.',
-    },
-  });
-}
-
-export function openApiYaml(app: OpenAPIHono): string {
-  return stringify(openApiDocument(app), { aliasDuplicateObjects: false });
-}

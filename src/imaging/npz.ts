@@ -10,21 +10,22 @@ export interface IntArray {
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
-/** One .npy file (format 1.0), int32 little-endian, C order. */
-export function writeNpy(array: IntArray): Uint8Array {
+/** One .npy file (format 1.0), little-endian int32 (or int64, the dtype torch indices have), C order. */
+export function writeNpy(array: IntArray, dtype: 'int32' | 'int64' = 'int32'): Uint8Array {
   const shape = array.shape.length === 1 ? `(${array.shape[0]},)` : `(${array.shape.join(', ')})`;
-  let header = `{'descr': '<i4', 'fortran_order': False, 'shape': ${shape}, }`;
+  let header = `{'descr': '${dtype === 'int64' ? '<i8' : '<i4'}', 'fortran_order': False, 'shape': ${shape}, }`;
   // The whole preamble (10 bytes + header + newline) is padded to a multiple of 64 for aligned reads.
   const unpadded = 10 + header.length + 1;
   header += ' '.repeat((64 - (unpadded % 64)) % 64) + '\n';
-  const out = new Uint8Array(10 + header.length + array.data.byteLength);
+  const values = dtype === 'int64' ? BigInt64Array.from(array.data, (v) => BigInt(v)) : array.data;
+  const out = new Uint8Array(10 + header.length + values.byteLength);
   out.set(MAGIC, 0);
   out[6] = 1;
   out[7] = 0;
   new DataView(out.buffer).setUint16(8, header.length, true);
   for (let i = 0; i < header.length; i++) out[10 + i] = header.charCodeAt(i);
-  const body = new Uint8Array(array.data.buffer, array.data.byteOffset, array.data.byteLength);
-  out.set(body, 10 + header.length); // Int32Array is little-endian on every platform Node runs on
+  const body = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  out.set(body, 10 + header.length); // typed arrays are little-endian on every platform Node runs on
   return out;
 }
 

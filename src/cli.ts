@@ -1,0 +1,123 @@
+// The command line: `fqtok serve | encode | decode | convert | models | openapi`.
+import { parseArgs } from 'node:util';
+import { loadConfig } from './config.ts';
+import { decodeCommand } from './cli/decode-command.ts';
+import { encodeCommand } from './cli/encode-command.ts';
+import { convertArgs, runTrainerModule } from './cli/convert-command.ts';
+import { localClient, remoteClient, type TokenizerClient } from './cli/tokenizer-client.ts';
+
+const USAGE = `usage: fqtok <command> [options]
+
+  serve                                   start the HTTP service (settings from FQ_* variables)
+  encode <folders or files...> --out DIR  tokenise images into DIR/{i}_{codebook}.npy + DIR/index.jsonl
+         [--labels DIR] [--augment none|flip|ten_crop] [--orientation ignore|exif] [--model NAME] [--server URL]
+  decode <codes dir> --out DIR            rebuild images from {i}_{codebook}.npy files
+         [--format png|jpeg|webp] [--model NAME] [--server URL]
+  convert --checkpoint PATH --out models/NAME [--weights model|ema]
+                                          make a released FQGAN checkpoint servable (ONNX + manifest)
+  models [--server URL]                   list the models
+  openapi                                 print the OpenAPI document
+`;
+
+function fail(message: string): never {
+  process.stderr.write(`fqtok: ${message}\n`);
+  process.exit(2);
+}
+
+async function client(server: string | undefined): Promise<TokenizerClient> {
+  return server ? remoteClient(server) : localClient(loadConfig());
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      await import('./main.ts');
+      return -1; // keeps running
+    case 'encode': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: {
+          out: { type: 'string' },
+          labels: { type: 'string' },
+          augment: { type: 'string', default: 'none' },
+          orientation: { type: 'string', default: 'ignore' },
+          model: { type: 'string' },
+          server: { type: 'string' },
+        },
+      });
+      if (!values.out || positionals.length === 0) fail('encode needs input folders or files and --out DIR');
+      if (!['none', 'flip', 'ten_crop'].includes(values.augment)) fail(`--augment must be none, flip or ten_crop`);
+      if (!['ignore', 'exif'].includes(values.orientation)) fail(`--orientation must be ignore or exif`);
+      const c = await client(values.server);
+      try {
+        const summary = await encodeCommand(c, {
+          inputs: positionals,
+          out: values.out,
+          labels: values.labels,
+          model: values.model,
+          augment: values.augment as 'none',
+          orientation: values.orientation as 'ignore',
+        });
+        for (const s of summary.skipped) process.stderr.write(`skipped ${s.file}: ${s.reason}\n`);
+        process.stdout.write(JSON.stringify({ encoded: summary.encoded, skipped: summary.skipped.length, out: summary.out }) + '\n');
+      } finally {
+        await c.close();
+      }
+      return 0;
+    }
+    case 'decode': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { out: { type: 'string' }, format: { type: 'string', default: 'png' }, model: { type: 'string' }, server: { type: 'string' } },
+      });
+      if (!values.out || positionals.length !== 1) fail('decode needs one codes folder and --out DIR');
+      if (!['png', 'jpeg', 'webp'].includes(values.format)) fail('--format must be png, jpeg or webp');
+      const c = await client(values.server);
+      try {
+        const result = await decodeCommand(c, { codes: positionals[0]!, out: values.out, model: values.model, format: values.format as 'png' });
+        process.stdout.write(JSON.stringify(result) + '\n');
+      } finally {
+        await c.close();
+      }
+      return 0;
+    }
+    case 'convert':
+      return runTrainerModule(loadConfig().python, 'export', convertArgs(rest));
+    case 'models': {
+      const { values } = parseArgs({ args: rest, options: { server: { type: 'string' } } });
+      if (values.server) {
+        process.stdout.write(JSON.stringify(await (await fetch(new URL('/models', values.server))).json(), null, 2) + '\n');
+      } else {
+        const { ModelRegistry } = await import('./inference/registry.ts');
+        const config = loadConfig();
+        const registry = new ModelRegistry(config);
+        await registry.loadModelsDir(config.modelsDir);
+        process.stdout.write(JSON.stringify(registry.list(), null, 2) + '\n');
+        await registry.close();
+      }
+      return 0;
+    }
+    case 'openapi': {
+      const { currentOpenApiYaml } = await import('./cli/openapi-command.ts');
+      process.stdout.write(currentOpenApiYaml());
+      return 0;
+    }
+    case undefined:
+    case '-h':
+    case '--help':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      fail(`unknown command '${command}'\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: Error) => fail(err.message),
+);

@@ -1,0 +1,120 @@
+// The reference's crops, bit for bit: ADM's centre crop (BOX halving, BICUBIC to size, centre window)
+// and the views FQGAN's code extraction encodes (the crop and its mirror, or torchvision's TenCrop).
+import { resample } from './pil-resample.ts';
+import type { RgbImage } from './rgb-image.ts';
+
+export type Augment = 'none' | 'flip' | 'ten_crop';
+
+/** The extractor's default `--crop-range`: ten crops are cut from a centre crop this much larger. */
+export const DEFAULT_TEN_CROP_RANGE = 1.1;
+
+/** Python 3's round() on a float: halves go to the even neighbour. */
+export function roundHalfEven(x: number): number {
+  const floor = Math.floor(x);
+  const fraction = x - floor;
+  if (fraction < 0.5) return floor;
+  if (fraction > 0.5) return floor + 1;
+  return floor % 2 === 0 ? floor : floor + 1;
+}
+
+/** ADM's pre-shrink: while the short side is at least 2 * minShortSide, halve both sides (floor) with BOX. */
+export function halveWhileLarge(image: RgbImage, minShortSide: number): RgbImage {
+  let current = image;
+  while (Math.min(current.width, current.height) >= 2 * minShortSide) {
+    current = resample(current, Math.floor(current.width / 2), Math.floor(current.height / 2), 'box');
+  }
+  return current;
+}
+
+/**
+ * `center_crop_arr(pil_image, imageSize)` from the reference (guided-diffusion's ADM crop):
+ * halve with BOX while large, BICUBIC so the short side is imageSize (each side rounded as Python
+ * rounds), then the centre imageSize x imageSize window at offsets (side - imageSize) // 2.
+ * Returns imageSize * imageSize * 3 bytes, HWC.
+ */
+export function centerCropArr(image: RgbImage, imageSize = 256): Uint8Array {
+  const halved = halveWhileLarge(image, imageSize);
+  const scale = imageSize / Math.min(halved.width, halved.height);
+  const resized = resample(halved, roundHalfEven(halved.width * scale), roundHalfEven(halved.height * scale), 'bicubic');
+  const top = Math.floor((resized.height - imageSize) / 2);
+  const left = Math.floor((resized.width - imageSize) / 2);
+  return cropWindow(resized, left, top, imageSize, imageSize);
+}
+
+/** A copy of the width x height window whose top-left pixel is (left, top). */
+export function cropWindow(image: RgbImage, left: number, top: number, width: number, height: number): Uint8Array {
+  if (left < 0 || top < 0 || left + width > image.width || top + height > image.height) {
+    throw new RangeError(`window ${width}x${height}+${left}+${top} outside ${image.width}x${image.height}`);
+  }
+  const out = new Uint8Array(width * height * 3);
+  const rowBytes = width * 3;
+  for (let y = 0; y < height; y++) {
+    const start = ((top + y) * image.width + left) * 3;
+    out.set(image.data.subarray(start, start + rowBytes), y * rowBytes);
+  }
+  return out;
+}
+
+/** The horizontal mirror (torch.flip(x, dims=[-1]) on the tensor, PIL's FLIP_LEFT_RIGHT). */
+export function flipHorizontal(image: RgbImage): RgbImage {
+  const { data, width, height } = image;
+  const out = new Uint8Array(data.length);
+  for (let y = 0; y < height; y++) {
+    const row = y * width * 3;
+    for (let x = 0; x < width; x++) {
+      const from = row + x * 3;
+      const to = row + (width - 1 - x) * 3;
+      out[to] = data[from]!;
+      out[to + 1] = data[from + 1]!;
+      out[to + 2] = data[from + 2]!;
+    }
+  }
+  return { data: out, width, height };
+}
+
+/** torchvision's five_crop: top-left, top-right, bottom-left, bottom-right, centre (offsets rounded half to even). */
+export function fiveCrop(image: RgbImage, size: number): Uint8Array[] {
+  const right = image.width - size;
+  const bottom = image.height - size;
+  return [
+    cropWindow(image, 0, 0, size, size),
+    cropWindow(image, right, 0, size, size),
+    cropWindow(image, 0, bottom, size, size),
+    cropWindow(image, right, bottom, size, size),
+    cropWindow(image, roundHalfEven(right / 2), roundHalfEven(bottom / 2), size, size),
+  ];
+}
+
+/**
+ * The extractor's `--ten-crop` views: `center_crop_arr` to int(imageSize * cropRange), then
+ * torchvision's TenCrop(imageSize): the five crops of that square, then the five crops of its
+ * mirror image (crops *of* the mirror, so the mirrored centre crop sits one pixel off when the
+ * margin is odd, exactly as in the reference).
+ */
+export function tenCrop(image: RgbImage, imageSize = 256, cropRange = DEFAULT_TEN_CROP_RANGE): Uint8Array[] {
+  const side = Math.trunc(imageSize * cropRange);
+  if (side < imageSize) throw new RangeError(`ten-crop range ${cropRange} gives ${side}px, smaller than the ${imageSize}px crops`);
+  const square: RgbImage = { data: centerCropArr(image, side), width: side, height: side };
+  return [...fiveCrop(square, imageSize), ...fiveCrop(flipHorizontal(square), imageSize)];
+}
+
+export interface ReferenceViewOptions {
+  augment: Augment;
+  imageSize?: number;
+  tenCropRange?: number;
+}
+
+/** The crops the reference encodes for one image: [centre], [centre, mirror] or the ten crops. */
+export function referenceViews(image: RgbImage, options: ReferenceViewOptions): Uint8Array[] {
+  const imageSize = options.imageSize ?? 256;
+  switch (options.augment) {
+    case 'none':
+      return [centerCropArr(image, imageSize)];
+    case 'flip': {
+      const crop = centerCropArr(image, imageSize);
+      return [crop, flipHorizontal({ data: crop, width: imageSize, height: imageSize }).data];
+    }
+    case 'ten_crop':
+      return tenCrop(image, imageSize, options.tenCropRange ?? DEFAULT_TEN_CROP_RANGE);
+  }
+}

@@ -1,0 +1,167 @@
+// Bad input over HTTP: every case gets a 4xx problem+json naming the problem, and the server keeps serving.
+import assert from 'node:assert/strict';
+import { deflateSync } from 'node:zlib';
+import { after, before, describe, test } from 'node:test';
+import { writeNpz } from '../src/imaging/npz.ts';
+import { makeImage } from './helpers/images.ts';
+import { ResponseValidator } from './helpers/openapi.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+
+let server: TestServer;
+let validator: ResponseValidator;
+let goodPng: Buffer;
+let encoded: { images: { tokens: Record<string, number[][]> }[] };
+
+function form(...parts: { bytes: Uint8Array; name?: string }[]): FormData {
+  const f = new FormData();
+  parts.forEach((p, i) => f.append('image', new Blob([new Uint8Array(p.bytes)]), p.name ?? `f${i}`));
+  return f;
+}
+
+/** A PNG header claiming `side` x `side` pixels with a tiny compressed body: a decompression bomb. */
+function pngBomb(side: number): Buffer {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf: Buffer) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff]! ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type: string, data: Buffer) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type), data]);
+    const sum = Buffer.alloc(4);
+    sum.writeUInt32BE(crc(body));
+    return Buffer.concat([len, body, sum]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(side, 0);
+  ihdr.writeUInt32BE(side, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 0; // greyscale
+  const rows = deflateSync(Buffer.alloc((side + 1) * 64)); // only the first rows; the rest is never needed
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', rows), chunk('IEND', Buffer.alloc(0))]);
+}
+
+async function expectProblem(route: string, path: string, init: RequestInit, status: number, detail: RegExp): Promise<void> {
+  const res = await fetch(server.url + path, { method: 'POST', ...init });
+  await validator.check('POST', route, res);
+  const body = (await res.json()) as { status: number; detail: string; type: string };
+  assert.equal(res.status, status, `${path}: ${body.detail}`);
+  assert.equal(res.headers.get('content-type'), 'application/problem+json');
+  assert.equal(body.status, status);
+  assert.match(body.detail, detail);
+  // ...and the server still serves a good request.
+  const ok = await fetch(`${server.url}/encode`, { method: 'POST', body: form({ bytes: goodPng }) });
+  assert.equal(ok.status, 200);
+  await ok.arrayBuffer();
+}
+
+const json = (body: unknown): RequestInit => ({ headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+before(async () => {
+  server = await startTestServer({ FQ_MAX_IMAGES: '4', FQ_MAX_BODY_BYTES: String(3 * 1024 * 1024), FQ_MAX_INPUT_PIXELS: String(40_000_000) });
+  validator = new ResponseValidator(server.app);
+  goodPng = await makeImage(256, 256);
+  encoded = (await (await fetch(`${server.url}/encode`, { method: 'POST', body: form({ bytes: goodPng }) })).json()) as typeof encoded;
+});
+after(() => server.close());
+
+describe('bad images and bodies for /encode', () => {
+  test('undecodable, truncated and empty images name the offending item', async () => {
+    await expectProblem('/encode', '/encode', { body: form({ bytes: goodPng }, { bytes: Buffer.from('definitely not an image'), name: 'notes.png' }) }, 422, /image 1 \(notes\.png\)/);
+    await expectProblem('/encode', '/encode', { body: form({ bytes: goodPng.subarray(0, goodPng.length / 2) }) }, 422, /image 0/);
+    const jpeg = await makeImage(300, 300, 'jpeg');
+    await expectProblem('/encode', '/encode', { body: form({ bytes: jpeg.subarray(0, 400) }) }, 422, /image 0/);
+    await expectProblem('/encode', '/encode', { body: new Uint8Array(0), headers: { 'content-type': 'image/png' } }, 422, /image 0/);
+  });
+
+  test('decompression bombs, too many images and oversized bodies are refused with 413', async () => {
+    await expectProblem('/encode', '/encode', { body: new Uint8Array(pngBomb(30000)), headers: { 'content-type': 'image/png' } }, 413, /pixel/i);
+    const five = Array.from({ length: 5 }, () => ({ bytes: goodPng }));
+    await expectProblem('/encode', '/encode', { body: form(...five) }, 413, /at most 4|more than 4/);
+    await expectProblem('/encode', '/encode', { body: new Uint8Array(4 * 1024 * 1024), headers: { 'content-type': 'image/png' } }, 413, /larger than/);
+  });
+
+  test('unsupported content types, malformed JSON and base64, bad options, unknown model', async () => {
+    await expectProblem('/encode', '/encode', { body: 'hello', headers: { 'content-type': 'text/plain' } }, 415, /text\/plain/);
+    await expectProblem('/encode', '/encode', { body: '{"images": [', headers: { 'content-type': 'application/json' } }, 400, /JSON|json/);
+    await expectProblem('/encode', '/encode', json({ images: ['***not base64***'] }), 400, /image 0: not valid base64/);
+    await expectProblem('/encode', '/encode', json({ images: 'x' }), 400, /images/);
+    await expectProblem('/encode', '/encode?augment=rotate', { body: form({ bytes: goodPng }) }, 400, /augment/);
+    await expectProblem('/encode', '/encode?codebooks=vis,nope', { body: form({ bytes: goodPng }) }, 400, /nope/);
+    await expectProblem('/encode', '/encode?model=missing', { body: form({ bytes: goodPng }) }, 404, /missing/);
+  });
+});
+
+describe('bad token grids for /decode', () => {
+  const tokens = () => structuredClone(encoded.images[0]!.tokens);
+
+  test('missing codebooks, mismatched or wrong shapes', async () => {
+    const { vis, sem_mid } = tokens();
+    await expectProblem('/decode', '/decode', json({ images: [{ tokens: { vis, sem_mid } }] }), 422, /sem_high/);
+    const short = tokens();
+    short.vis = short.vis!.slice(1);
+    await expectProblem('/decode', '/decode', json({ images: [{ tokens: short }] }), 422, /grid is|15x16|rows/);
+    const ragged = tokens();
+    ragged.vis![3] = ragged.vis![3]!.slice(2);
+    await expectProblem('/decode', '/decode', json({ images: [{ tokens: ragged }] }), 422, /rows differ/);
+    const small = Object.fromEntries(Object.keys(tokens()).map((k) => [k, [[1, 2], [3, 4]]]));
+    await expectProblem('/decode', '/decode', json({ images: [{ tokens: small }] }), 422, /2x2/);
+  });
+
+  test('non-integer, negative and out-of-range tokens name the position', async () => {
+    const frac = tokens();
+    frac.sem_mid![2]![5] = 1.5;
+    await expectProblem('/decode', '/decode', json({ images: [{ tokens: frac }] }), 422, /sem_mid.*row 2, column 5.*not an integer/);
+    const neg = tokens();
+    neg.vis![0]![0] = -1;
+    await expectProblem('/decode', '/decode', json({ images: [{ tokens: neg }] }), 422, /outside/);
+    const big = tokens();
+    big.sem_high![1]![1] = 1e9;
+    await expectProblem('/decode', '/decode', json({ images: [tokens(), { tokens: big }] }), 422, /grid 1, row 1, column 1/);
+    await expectProblem('/decode', '/decode', json({ images: [{ tokens: { ...tokens(), vis: 'x' } }] }), 422, /vis/);
+  });
+
+  test('garbage or float NPZ, empty lists, unsupported content type', async () => {
+    await expectProblem('/decode', '/decode', { body: 'PK-not-a-zip', headers: { 'content-type': 'application/x-npz' } }, 422, /npz/i);
+    const floatNpy = Buffer.concat([
+      Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, 118, 0]),
+      Buffer.from(`{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1), }`.padEnd(117) + '\n'),
+      Buffer.alloc(4),
+    ]);
+    const { zipSync } = await import('fflate');
+    await expectProblem('/decode', '/decode', { body: zipSync({ 'vis.npy': floatNpy }), headers: { 'content-type': 'application/x-npz' } }, 422, /integers/);
+    const wrongShape = writeNpz({ vis: { shape: [4], data: new Int32Array(4) } });
+    await expectProblem('/decode', '/decode', { body: wrongShape as Uint8Array<ArrayBuffer>, headers: { 'content-type': 'application/x-npz' } }, 422, /shape/);
+    await expectProblem('/decode', '/decode', json({ images: [] }), 400, /images/);
+    await expectProblem('/decode', '/decode', { body: 'x', headers: { 'content-type': 'text/csv' } }, 415, /text\/csv/);
+  });
+});
+
+describe('overload and timeouts', () => {
+  test('a full queue answers 503 with Retry-After; a request that waits too long answers 504', async () => {
+    const busy = await startTestServer({ FQ_MAX_BATCH: '1', FQ_MAX_QUEUE: '2', FQ_BATCH_WAIT_MS: '0' });
+    try {
+      const res = await fetch(`${busy.url}/encode`, { method: 'POST', body: form(...Array.from({ length: 4 }, () => ({ bytes: goodPng }))) });
+      const body = (await res.json()) as { detail: string };
+      assert.equal(res.status, 503, body.detail);
+      assert.ok(Number(res.headers.get('retry-after')) >= 1);
+      assert.match(body.detail, /queue is full/);
+    } finally {
+      await busy.close();
+    }
+    const slow = await startTestServer({ FQ_REQUEST_TIMEOUT_MS: '1', FQ_BATCH_WAIT_MS: '200' });
+    try {
+      const res = await fetch(`${slow.url}/encode`, { method: 'POST', body: form({ bytes: goodPng }) });
+      assert.equal(res.status, 504);
+      assert.equal(res.headers.get('content-type'), 'application/problem+json');
+    } finally {
+      await slow.close();
+    }
+  });
+});

@@ -1,0 +1,68 @@
+// The micro-batcher on its own: sharing runs, size limits, keys, overload, abandoned entries, drain.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { FqError } from '../src/errors.ts';
+import { MicroBatcher } from '../src/inference/batcher.ts';
+
+function recordingBatcher(options: { maxBatch?: number; maxQueue?: number; maxWaitMs?: number; delayMs?: number } = {}) {
+  const runs: number[][] = [];
+  const batcher = new MicroBatcher<{ value: number; key?: string }, number>({
+    maxBatch: options.maxBatch ?? 4,
+    maxWaitMs: options.maxWaitMs ?? 5,
+    maxQueue: options.maxQueue ?? 100,
+    keyOf: (p) => p.key ?? '',
+    run: async (payloads) => {
+      runs.push(payloads.map((p) => p.value));
+      await new Promise((r) => setTimeout(r, options.delayMs ?? 1));
+      return payloads.map((p) => p.value * 10);
+    },
+  });
+  return { batcher, runs };
+}
+
+test('concurrent entries share one run, each gets its own result', async () => {
+  const { batcher, runs } = recordingBatcher();
+  const results = await Promise.all([1, 2, 3].map((v) => batcher.submit({ value: v }, 1)));
+  assert.deepEqual(results, [10, 20, 30]);
+  assert.deepEqual(runs, [[1, 2, 3]]);
+});
+
+test('a batch closes at maxBatch items; the rest runs next', async () => {
+  const { batcher, runs } = recordingBatcher({ maxBatch: 4 });
+  await Promise.all([batcher.submit({ value: 1 }, 3), batcher.submit({ value: 2 }, 2), batcher.submit({ value: 3 }, 1)]);
+  assert.deepEqual(runs, [[1, 3], [2]]);
+});
+
+test('entries with different keys never share a run', async () => {
+  const { batcher, runs } = recordingBatcher();
+  await Promise.all([batcher.submit({ value: 1, key: 'a' }, 1), batcher.submit({ value: 2, key: 'b' }, 1), batcher.submit({ value: 3, key: 'a' }, 1)]);
+  assert.deepEqual(runs, [[1, 3], [2]]);
+});
+
+test('overload is refused at once with a Retry-After hint', async () => {
+  const { batcher } = recordingBatcher({ maxQueue: 2, maxBatch: 2, maxWaitMs: 50 });
+  const first = batcher.submit({ value: 1 }, 2);
+  await assert.rejects(batcher.submit({ value: 2 }, 1), (err: FqError) => err.kind === 'overloaded' && (err.retryAfterSeconds ?? 0) >= 1);
+  assert.equal(await first, 10);
+});
+
+test('an aborted or timed-out entry is dropped before it runs', async () => {
+  const { batcher, runs } = recordingBatcher({ maxWaitMs: 30 });
+  const controller = new AbortController();
+  const aborted = batcher.submit({ value: 1 }, 1, { signal: controller.signal });
+  const timedOut = batcher.submit({ value: 2 }, 1, { timeoutMs: 5 });
+  const kept = batcher.submit({ value: 3 }, 1);
+  controller.abort();
+  await assert.rejects(aborted, (e: FqError) => e.kind === 'bad_request');
+  await assert.rejects(timedOut, (e: FqError) => e.kind === 'timeout');
+  assert.equal(await kept, 30);
+  assert.deepEqual(runs, [[3]]);
+});
+
+test('drain finishes accepted work and then refuses new entries', async () => {
+  const { batcher } = recordingBatcher({ maxWaitMs: 20, delayMs: 10 });
+  const pending = batcher.submit({ value: 7 }, 1);
+  await batcher.drain();
+  assert.equal(await pending, 70);
+  await assert.rejects(batcher.submit({ value: 8 }, 1), (e: FqError) => e.kind === 'unavailable');
+});

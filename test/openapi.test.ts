@@ -1,0 +1,27 @@
+// The OpenAPI document: generated from the routes, committed current, and naming every route the app has.
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { test } from 'node:test';
+import { currentOpenApiYaml } from '../src/cli/openapi-command.ts';
+import { createApp } from '../src/app.ts';
+import { loadConfig } from '../src/config.ts';
+import { openApiDocument } from '../src/http/openapi-document.ts';
+import { ModelRegistry } from '../src/inference/registry.ts';
+import { ROOT } from './helpers/server.ts';
+
+test('the committed openapi.yaml is the one the routes generate (run `npm run openapi` after changing a route)', async () => {
+  const committed = await readFile(path.join(ROOT, 'openapi.yaml'), 'utf8');
+  assert.equal(committed, currentOpenApiYaml());
+});
+
+test("every route of the app is in the document and every documented operation is a route", () => {
+  const config = loadConfig({});
+  const app = createApp({ config, registry: new ModelRegistry(config), preprocessor: { preprocess: async () => [] }, lifecycle: { shuttingDown: false } });
+  const doc = openApiDocument(app);
+  const documented = new Set(
+    Object.entries(doc.paths ?? {}).flatMap(([p, ops]) => Object.keys(ops as object).map((m) => `${m.toUpperCase()} ${p.replace(/\{(\w+)\}/g, ':$1')}`)),
+  );
+  const routes = new Set(app.routes.filter((r) => r.method !== 'ALL' && r.path !== '/openapi.yaml').map((r) => `${r.method} ${r.path}`));
+  assert.deepEqual([...routes].sort(), [...documented].sort());
+});
