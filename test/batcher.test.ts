@@ -27,10 +27,10 @@ test('concurrent entries share one run, each gets its own result', async () => {
   assert.deepEqual(runs, [[1, 2, 3]]);
 });
 
-test('a batch closes at maxBatch items; the rest runs next', async () => {
+test('a batch runs as soon as maxBatch items wait, never holding more; the rest runs next', async () => {
   const { batcher, runs } = recordingBatcher({ maxBatch: 4 });
   await Promise.all([batcher.submit({ value: 1 }, 3), batcher.submit({ value: 2 }, 2), batcher.submit({ value: 3 }, 1)]);
-  assert.deepEqual(runs, [[1, 3], [2]]);
+  assert.deepEqual(runs, [[1], [2, 3]]);
 });
 
 test('entries with different keys never share a run', async () => {
@@ -40,7 +40,7 @@ test('entries with different keys never share a run', async () => {
 });
 
 test('overload is refused at once with a Retry-After hint', async () => {
-  const { batcher } = recordingBatcher({ maxQueue: 2, maxBatch: 2, maxWaitMs: 50 });
+  const { batcher } = recordingBatcher({ maxQueue: 2, maxBatch: 4, maxWaitMs: 50 });
   const first = batcher.submit({ value: 1 }, 2);
   await assert.rejects(batcher.submit({ value: 2 }, 1), (err: FqError) => err.kind === 'overloaded' && (err.retryAfterSeconds ?? 0) >= 1);
   assert.equal(await first, 10);
