@@ -7,6 +7,7 @@ import { FqError } from './errors.ts';
 import type { CropSource } from './inference/encode-images.ts';
 import type { ModelRegistry } from './inference/registry.ts';
 import { decodeRoutes } from './http/decode.ts';
+import { drainUnreadBody } from './http/drain-body.ts';
 import { encodeRoutes } from './http/encode.ts';
 import { healthRoutes } from './http/health.ts';
 import { requestMetrics } from './http/metrics-middleware.ts';
@@ -29,6 +30,7 @@ export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono();
   app.use(requestId());
   app.use(requestMetrics());
+  app.use(drainUnreadBody());
   app.use(async function closeConnectionsWhenShuttingDown(c, next) {
     await next();
     if (deps.lifecycle.shuttingDown) c.header('connection', 'close'); // no keep-alive to wait out

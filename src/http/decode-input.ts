@@ -67,7 +67,7 @@ export async function readDecodeInput(c: Context, jsonBody: unknown, maxImages: 
     const { images, ...fields } = jsonBody as { images: JsonImages } & Record<string, unknown>;
     return { set: gridsFromJson(images, maxImages), fields };
   }
-  if (type === 'application/x-npz' || type === 'application/zip' || type === 'application/octet-stream') {
+  if (type === 'application/x-npz' || type === 'application/octet-stream') {
     return { set: gridsFromNpz(new Uint8Array(await c.req.arrayBuffer()), maxImages, maxBytes), fields: {} };
   }
   throw new FqError('unsupported_media_type', `content type '${type || '(none)'}' is not accepted; send application/json or application/x-npz`);

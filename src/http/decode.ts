@@ -19,12 +19,12 @@ const route = createRoute({
   request: {
     query: DecodeQuerySchema,
     body: {
-      required: true,
       content: {
         'application/json': { schema: DecodeJsonBodySchema },
         'application/x-npz': {
           schema: { type: 'string', format: 'binary', description: 'int arrays per codebook: [N, A, h, w], [N, h, w] or [h, w]' },
         },
+        'application/octet-stream': { schema: { type: 'string', format: 'binary', description: 'NPZ, as application/x-npz' } },
       },
     },
   },

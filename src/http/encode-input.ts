@@ -61,7 +61,7 @@ export async function readEncodeInput(c: Context, jsonBody: unknown, maxImages: 
       }
     }
     input = { images, fields };
-  } else if (type.startsWith('image/') || type === 'application/octet-stream') {
+  } else if (type.startsWith('image/')) {
     input = { images: [{ bytes: new Uint8Array(await c.req.arrayBuffer()) }], fields: {} };
   } else {
     throw new FqError(

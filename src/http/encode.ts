@@ -18,7 +18,6 @@ const route = createRoute({
   request: {
     query: EncodeQuerySchema,
     body: {
-      required: true,
       content: {
         'multipart/form-data': {
           schema: {

@@ -67,6 +67,9 @@ export function handleError(err: Error, c: Context): Response {
   let problem: FqError;
   if (err instanceof FqError) {
     problem = err;
+  } else if (err instanceof HTTPException && err.status === 415) {
+    const type = c.req.header('content-type') ?? '(none)';
+    problem = new FqError('unsupported_media_type', `content type '${type}' is not accepted by ${c.req.method} ${c.req.path}; see /openapi.yaml`);
   } else if (err instanceof HTTPException) {
     problem = new FqError(kindOfHttpStatus(err.status), err.message || `HTTP ${err.status}`);
   } else {

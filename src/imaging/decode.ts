@@ -6,7 +6,7 @@
 // grey is replicated, palettes are looked up, 16-bit RGB keeps the high byte, CMYK uses Pillow's
 // naive ink formula. One deliberate difference: 16-bit greyscale keeps the high byte where Pillow
 // clips every value above 255 to white (docs/preprocessing.md).
-import sharp from 'sharp';
+import sharp, { type Metadata, type Sharp } from 'sharp';
 import { FqError } from '../errors.ts';
 import type { RgbImage } from './rgb-image.ts';
 
@@ -45,7 +45,7 @@ interface Header {
 }
 
 async function readHeader(input: Uint8Array): Promise<Header> {
-  let metadata: sharp.Metadata;
+  let metadata: Metadata;
   try {
     // Header only, so no limit is needed here; the size check below gives the clearer message.
     metadata = await sharp(input, { limitInputPixels: false }).metadata();
@@ -57,7 +57,7 @@ async function readHeader(input: Uint8Array): Promise<Header> {
   return { format, width, height, space: space ?? '' };
 }
 
-function reader(input: Uint8Array, options: DecodeOptions): sharp.Sharp {
+function reader(input: Uint8Array, options: DecodeOptions): Sharp {
   const image = sharp(input, {
     // Pillow never applies embedded profiles; applying one changes most bytes of a photo.
     ignoreIcc: true,
@@ -87,6 +87,7 @@ async function decodeRgb(input: Uint8Array, options: DecodeOptions): Promise<Rgb
 async function decodeCmyk(input: Uint8Array, options: DecodeOptions): Promise<RgbImage> {
   const { data, info } = await reader(input, options)
     .pipelineColourspace('cmyk')
+    .removeAlpha()
     .toColourspace('cmyk')
     .raw({ depth: 'uchar' })
     .toBuffer({ resolveWithObject: true });

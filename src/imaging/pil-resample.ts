@@ -9,6 +9,10 @@
 // - horizontal pass first, then vertical; a pass whose dimension does not change is skipped.
 // JS numbers are IEEE float64 like Pillow's C doubles, and the expressions below keep Pillow's
 // evaluation order, so the weights come out identical, not merely close.
+//
+// Every output pixel depends only on its own input window, so a caller that keeps only part of the
+// result (a centre crop) can ask for just that part: `axisSpan` + `resampleSpan`. The bytes are the
+// same as cutting them out of the full resize.
 import type { RgbImage } from './rgb-image.ts';
 
 export type ResampleFilter = 'box' | 'bicubic';
@@ -17,8 +21,6 @@ export type ResampleFilter = 'box' | 'bicubic';
 const PRECISION_BITS = 22;
 const FIXED_ONE = 1 << PRECISION_BITS;
 const HALF = 1 << (PRECISION_BITS - 1);
-/** Weight of each of two taps when a pass halves an even size exactly: 0.5 in fixed point. */
-const PAIR_WEIGHT = HALF;
 
 interface Filter {
   /** Half-width of the filter at scale 1. */
@@ -44,6 +46,7 @@ function bicubicWeight(x: number): number {
 export interface ResampleKernel {
   /** Weights stored per output pixel (Pillow's ksize); only the first `count[i]` are used. */
   taps: number;
+  /** First input pixel read by each output pixel. */
   first: Int32Array;
   count: Int32Array;
   weights: Int32Array;
@@ -85,51 +88,133 @@ export function resampleKernel(inSize: number, outSize: number, filterName: Resa
   return { taps, first, count, weights };
 }
 
-/** True when every output pixel is the 50/50 mix of input pixels 2i and 2i+1 (BOX on an even size). */
+/**
+ * One axis of one resize, limited to the outputs [outStart, outEnd) and the inputs [inStart, inEnd)
+ * they read. `kernel` is null when the size does not change: Pillow skips that pass, so the span is
+ * the identity and inputs equal outputs.
+ */
+export interface AxisSpan {
+  inSize: number;
+  outSize: number;
+  outStart: number;
+  outEnd: number;
+  inStart: number;
+  inEnd: number;
+  kernel: ResampleKernel | null;
+}
+
+export function axisSpan(
+  inSize: number,
+  outSize: number,
+  filter: ResampleFilter,
+  outStart = 0,
+  outEnd = outSize,
+): AxisSpan {
+  if (outStart < 0 || outEnd > outSize || outStart >= outEnd) {
+    throw new RangeError(`span ${outStart}..${outEnd} outside 0..${outSize}`);
+  }
+  if (inSize === outSize) return { inSize, outSize, outStart, outEnd, inStart: outStart, inEnd: outEnd, kernel: null };
+  const full = resampleKernel(inSize, outSize, filter);
+  let inStart = inSize;
+  let inEnd = 0;
+  for (let out = outStart; out < outEnd; out++) {
+    inStart = Math.min(inStart, full.first[out]!);
+    inEnd = Math.max(inEnd, full.first[out]! + full.count[out]!);
+  }
+  return { inSize, outSize, outStart, outEnd, inStart, inEnd, kernel: full };
+}
+
+/** The kernel rows for outputs [outStart, outEnd), with input positions counted from `origin`. */
+function kernelWindow(kernel: ResampleKernel, outStart: number, outEnd: number, origin: number): ResampleKernel {
+  const first = kernel.first.slice(outStart, outEnd);
+  for (let i = 0; i < first.length; i++) first[i] = first[i]! - origin;
+  return {
+    taps: kernel.taps,
+    first,
+    count: kernel.count.slice(outStart, outEnd),
+    weights: kernel.weights.subarray(outStart * kernel.taps, outEnd * kernel.taps),
+  };
+}
+
+/** Resizes like Pillow's `Image.resize((outWidth, outHeight), resample)` on an 'RGB' image. */
+export function resample(image: RgbImage, outWidth: number, outHeight: number, filter: ResampleFilter): RgbImage {
+  return resampleSpan(image, 0, 0, axisSpan(image.width, outWidth, filter), axisSpan(image.height, outHeight, filter));
+}
+
+/**
+ * The part xs x ys of a Pillow resize. `image` holds (at least) the input pixels the spans read;
+ * its top-left pixel is (left, top) in the coordinates of the full input. Returns an image of
+ * (xs.outEnd - xs.outStart) x (ys.outEnd - ys.outStart) pixels.
+ */
+export function resampleSpan(image: RgbImage, left: number, top: number, xs: AxisSpan, ys: AxisSpan): RgbImage {
+  if (xs.inStart < left || xs.inEnd > left + image.width || ys.inStart < top || ys.inEnd > top + image.height) {
+    throw new RangeError('resampleSpan: the image does not cover the input the spans read');
+  }
+  const columns = xs.kernel ? kernelWindow(xs.kernel, xs.outStart, xs.outEnd, left) : null;
+  const rows = ys.kernel ? kernelWindow(ys.kernel, ys.outStart, ys.outEnd, top) : null;
+  if (columns && rows && isPairAverage(columns) && isPairAverage(rows)) {
+    return halvePairs(image, columns.first[0]!, rows.first[0]!, columns.first.length, rows.first.length);
+  }
+  // Horizontal pass (or, when the width is unchanged, just the columns needed) over the rows needed.
+  const rowStart = ys.inStart - top;
+  const rowEnd = ys.inEnd - top;
+  const horizontal = columns
+    ? resampleRows(image, rowStart, rowEnd, columns)
+    : window(image, xs.inStart - left, rowStart, xs.inEnd - xs.inStart, rowEnd - rowStart);
+  if (!rows) return horizontal;
+  return resampleColumns(horizontal, kernelWindow(ys.kernel!, ys.outStart, ys.outEnd, ys.inStart));
+}
+
+/** True when output i is the 50/50 mix of inputs first[0] + 2i and the next (BOX halving an even size). */
 function isPairAverage(kernel: ResampleKernel): boolean {
   const { taps, first, count, weights } = kernel;
+  const start = first[0]!;
   for (let out = 0; out < first.length; out++) {
     const k = out * taps;
-    if (count[out] !== 2 || first[out] !== 2 * out || weights[k] !== PAIR_WEIGHT || weights[k + 1] !== PAIR_WEIGHT) {
+    if (count[out] !== 2 || first[out] !== start + 2 * out || weights[k] !== HALF || weights[k + 1] !== HALF) {
       return false;
     }
   }
   return true;
 }
 
-/** Resizes like Pillow's `Image.resize((outWidth, outHeight), resample)` on an 'RGB' image. */
-export function resample(image: RgbImage, outWidth: number, outHeight: number, filter: ResampleFilter): RgbImage {
-  let current = image;
-  if (outWidth !== image.width) {
-    current = resampleRows(current, outWidth, resampleKernel(image.width, outWidth, filter));
+/**
+ * Both passes of an exact BOX halving in one sweep. With weights of 0.5, Pillow's
+ * (HALF + (a + b) * HALF) >> 22 is (a + b + 1) >> 1, and each pass rounds on its own:
+ * avg(avg(a, b), avg(c, d)), horizontal first as in Pillow; not (a + b + c + d + 2) >> 2.
+ */
+function halvePairs(image: RgbImage, left: number, top: number, outWidth: number, outHeight: number): RgbImage {
+  const src = image.data;
+  const rowIn = image.width * 3;
+  const rowOut = outWidth * 3;
+  const out = new Uint8Array(rowOut * outHeight);
+  for (let y = 0; y < outHeight; y++) {
+    let a = (top + 2 * y) * rowIn + left * 3;
+    let b = a + rowIn;
+    let o = y * rowOut;
+    const end = o + rowOut;
+    while (o < end) {
+      out[o] = (((src[a]! + src[a + 3]! + 1) >> 1) + ((src[b]! + src[b + 3]! + 1) >> 1) + 1) >> 1;
+      out[o + 1] = (((src[a + 1]! + src[a + 4]! + 1) >> 1) + ((src[b + 1]! + src[b + 4]! + 1) >> 1) + 1) >> 1;
+      out[o + 2] = (((src[a + 2]! + src[a + 5]! + 1) >> 1) + ((src[b + 2]! + src[b + 5]! + 1) >> 1) + 1) >> 1;
+      a += 6;
+      b += 6;
+      o += 3;
+    }
   }
-  if (outHeight !== image.height) {
-    current = resampleColumns(current, outHeight, resampleKernel(image.height, outHeight, filter));
-  }
-  return current;
+  return { data: out, width: outWidth, height: outHeight };
 }
 
-/** Horizontal pass: every row of `image` resampled to `outWidth` pixels. */
-export function resampleRows(image: RgbImage, outWidth: number, kernel: ResampleKernel): RgbImage {
-  const { data: src, width, height } = image;
-  const out = new Uint8Array(outWidth * height * 3);
-  const rowIn = width * 3;
-  if (isPairAverage(kernel)) {
-    // (HALF + (a + b) * HALF) >> 22 is (a + b + 1) >> 1: the same bytes without multiplications.
-    let o = 0;
-    for (let y = 0; y < height; y++) {
-      let p = y * rowIn;
-      for (let x = 0; x < outWidth; x++, p += 6) {
-        out[o++] = (src[p]! + src[p + 3]! + 1) >> 1;
-        out[o++] = (src[p + 1]! + src[p + 4]! + 1) >> 1;
-        out[o++] = (src[p + 2]! + src[p + 5]! + 1) >> 1;
-      }
-    }
-    return { data: out, width: outWidth, height };
-  }
+/** Horizontal pass over rows [rowStart, rowEnd): one output pixel per kernel entry. */
+function resampleRows(image: RgbImage, rowStart: number, rowEnd: number, kernel: ResampleKernel): RgbImage {
+  const { data: src } = image;
   const { taps, first, count, weights } = kernel;
+  const outWidth = first.length;
+  const height = rowEnd - rowStart;
+  const rowIn = image.width * 3;
+  const out = new Uint8Array(outWidth * height * 3);
   let o = 0;
-  for (let y = 0; y < height; y++) {
+  for (let y = rowStart; y < rowEnd; y++) {
     const row = y * rowIn;
     for (let x = 0; x < outWidth; x++) {
       const k = x * taps;
@@ -152,21 +237,13 @@ export function resampleRows(image: RgbImage, outWidth: number, kernel: Resample
   return { data: out, width: outWidth, height };
 }
 
-/** Vertical pass: every column of `image` resampled to `outHeight` pixels, a whole row at a time. */
-export function resampleColumns(image: RgbImage, outHeight: number, kernel: ResampleKernel): RgbImage {
+/** Vertical pass over every column: one output row per kernel entry, a whole row at a time. */
+function resampleColumns(image: RgbImage, kernel: ResampleKernel): RgbImage {
   const { data: src, width } = image;
+  const { taps, first, count, weights } = kernel;
+  const outHeight = first.length;
   const rowBytes = width * 3;
   const out = new Uint8Array(rowBytes * outHeight);
-  if (isPairAverage(kernel)) {
-    for (let y = 0; y < outHeight; y++) {
-      const a = 2 * y * rowBytes;
-      const b = a + rowBytes;
-      const o = y * rowBytes;
-      for (let j = 0; j < rowBytes; j++) out[o + j] = (src[a + j]! + src[b + j]! + 1) >> 1;
-    }
-    return { data: out, width, height: outHeight };
-  }
-  const { taps, first, count, weights } = kernel;
   // Summing tap by tap over whole rows reads memory in order; integer sums are order-independent.
   const sums = new Int32Array(rowBytes);
   for (let y = 0; y < outHeight; y++) {
@@ -176,12 +253,24 @@ export function resampleColumns(image: RgbImage, outHeight: number, kernel: Resa
     for (let i = 0; i < n; i++) {
       const w = weights[k + i]!;
       const row = (first[y]! + i) * rowBytes;
-      for (let j = 0; j < rowBytes; j++) sums[j] += src[row + j]! * w;
+      for (let j = 0; j < rowBytes; j++) sums[j] = sums[j]! + src[row + j]! * w;
     }
     const o = y * rowBytes;
     for (let j = 0; j < rowBytes; j++) out[o + j] = clip8(sums[j]!);
   }
   return { data: out, width, height: outHeight };
+}
+
+/** A copy of a width x height block starting at (left, top); the image itself when that is all of it. */
+function window(image: RgbImage, left: number, top: number, width: number, height: number): RgbImage {
+  if (left === 0 && top === 0 && width === image.width && height === image.height) return image;
+  const out = new Uint8Array(width * height * 3);
+  const rowBytes = width * 3;
+  for (let y = 0; y < height; y++) {
+    const start = ((top + y) * image.width + left) * 3;
+    out.set(image.data.subarray(start, start + rowBytes), y * rowBytes);
+  }
+  return { data: out, width, height };
 }
 
 /** Pillow's clip8: arithmetic shift (floor) to 8 bits, then clamp to 0..255. */

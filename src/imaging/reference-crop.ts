@@ -1,6 +1,6 @@
 // The reference's crops, bit for bit: ADM's centre crop (BOX halving, BICUBIC to size, centre window)
 // and the views FQGAN's code extraction encodes (the crop and its mirror, or torchvision's TenCrop).
-import { resample } from './pil-resample.ts';
+import { axisSpan, resampleSpan, type AxisSpan, type ResampleFilter } from './pil-resample.ts';
 import type { RgbImage } from './rgb-image.ts';
 
 export type Augment = 'none' | 'flip' | 'ten_crop';
@@ -17,28 +17,70 @@ export function roundHalfEven(x: number): number {
   return floor % 2 === 0 ? floor : floor + 1;
 }
 
-/** ADM's pre-shrink: while the short side is at least 2 * minShortSide, halve both sides (floor) with BOX. */
-export function halveWhileLarge(image: RgbImage, minShortSide: number): RgbImage {
-  let current = image;
-  while (Math.min(current.width, current.height) >= 2 * minShortSide) {
-    current = resample(current, Math.floor(current.width / 2), Math.floor(current.height / 2), 'box');
-  }
-  return current;
+/** One Image.resize call of the reference crop. */
+export interface ResizeStep {
+  filter: ResampleFilter;
+  inWidth: number;
+  inHeight: number;
+  outWidth: number;
+  outHeight: number;
 }
 
 /**
- * `center_crop_arr(pil_image, imageSize)` from the reference (guided-diffusion's ADM crop):
- * halve with BOX while large, BICUBIC so the short side is imageSize (each side rounded as Python
- * rounds), then the centre imageSize x imageSize window at offsets (side - imageSize) // 2.
- * Returns imageSize * imageSize * 3 bytes, HWC.
+ * The resizes `center_crop_arr` applies to a width x height image: while the short side is at least
+ * 2 * imageSize, halve both sides (floor) with BOX; then BICUBIC so the short side is imageSize,
+ * each side rounded as Python rounds.
+ */
+export function centerCropResizes(width: number, height: number, imageSize: number): ResizeStep[] {
+  const steps: ResizeStep[] = [];
+  let w = width;
+  let h = height;
+  while (Math.min(w, h) >= 2 * imageSize) {
+    steps.push({ filter: 'box', inWidth: w, inHeight: h, outWidth: Math.floor(w / 2), outHeight: Math.floor(h / 2) });
+    w = Math.floor(w / 2);
+    h = Math.floor(h / 2);
+  }
+  const scale = imageSize / Math.min(w, h);
+  steps.push({ filter: 'bicubic', inWidth: w, inHeight: h, outWidth: roundHalfEven(w * scale), outHeight: roundHalfEven(h * scale) });
+  return steps;
+}
+
+/**
+ * `center_crop_arr(pil_image, imageSize)` from the reference (guided-diffusion's ADM crop): the
+ * resizes of `centerCropResizes`, then the centre imageSize x imageSize window at offsets
+ * (side - imageSize) // 2. Returns imageSize * imageSize * 3 bytes, HWC.
+ *
+ * Only pixels that end up in the crop are computed: walking back from the crop window, each resize
+ * is asked for just the outputs the next one reads (three quarters of a 4:3 photo's width, a small
+ * part of a panorama). An output pixel depends only on its own input window, so the bytes are
+ * those of the full computation.
  */
 export function centerCropArr(image: RgbImage, imageSize = 256): Uint8Array {
-  const halved = halveWhileLarge(image, imageSize);
-  const scale = imageSize / Math.min(halved.width, halved.height);
-  const resized = resample(halved, roundHalfEven(halved.width * scale), roundHalfEven(halved.height * scale), 'bicubic');
-  const top = Math.floor((resized.height - imageSize) / 2);
-  const left = Math.floor((resized.width - imageSize) / 2);
-  return cropWindow(resized, left, top, imageSize, imageSize);
+  const steps = centerCropResizes(image.width, image.height, imageSize);
+  const last = steps[steps.length - 1]!;
+  const left = Math.floor((last.outWidth - imageSize) / 2);
+  const top = Math.floor((last.outHeight - imageSize) / 2);
+  let needX = { start: left, end: left + imageSize };
+  let needY = { start: top, end: top + imageSize };
+  const spans: { xs: AxisSpan; ys: AxisSpan }[] = [];
+  for (let i = steps.length - 1; i >= 0; i--) {
+    const step = steps[i]!;
+    const xs = axisSpan(step.inWidth, step.outWidth, step.filter, needX.start, needX.end);
+    const ys = axisSpan(step.inHeight, step.outHeight, step.filter, needY.start, needY.end);
+    spans.unshift({ xs, ys });
+    needX = { start: xs.inStart, end: xs.inEnd };
+    needY = { start: ys.inStart, end: ys.inEnd };
+  }
+  let current = image;
+  let originX = 0;
+  let originY = 0;
+  for (const { xs, ys } of spans) {
+    current = resampleSpan(current, originX, originY, xs, ys);
+    originX = xs.outStart;
+    originY = ys.outStart;
+  }
+  // A 256x256 input passes through untouched; never hand back the caller's buffer.
+  return current === image ? new Uint8Array(image.data) : current.data;
 }
 
 /** A copy of the width x height window whose top-left pixel is (left, top). */

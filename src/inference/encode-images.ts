@@ -1,5 +1,6 @@
 // Encode: image files -> reference crops (worker threads) -> one tensor -> tokenizer -> grids per view.
 import { FqError } from '../errors.ts';
+import { cropsToNchw } from '../imaging/preprocess.ts';
 import type { TokenBatch } from './backend.ts';
 import type { SubmitOptions } from './batcher.ts';
 import type { Tokenizer } from './tokenizer.ts';
@@ -45,21 +46,6 @@ export function selectCodebooks(tokenizer: Tokenizer, requested: string[] | unde
   return all.filter((n) => requested.includes(n));
 }
 
-/** Crops to float32 NCHW in [-1,1] (x/255*2-1), the encoder's input. */
-export function cropsToTensor(crops: Uint8Array[], size: number): Float32Array {
-  const plane = size * size;
-  const out = new Float32Array(crops.length * 3 * plane);
-  crops.forEach((crop, n) => {
-    const base = n * 3 * plane;
-    for (let i = 0; i < plane; i++) {
-      out[base + i] = (crop[i * 3]! / 255) * 2 - 1;
-      out[base + plane + i] = (crop[i * 3 + 1]! / 255) * 2 - 1;
-      out[base + 2 * plane + i] = (crop[i * 3 + 2]! / 255) * 2 - 1;
-    }
-  });
-  return out;
-}
-
 export async function encodeImages(
   tokenizer: Tokenizer,
   cropSource: CropSource,
@@ -85,7 +71,7 @@ export async function encodeImages(
   const flat = crops.flat();
   if (flat.length !== images.length * views.length) throw new Error(`preprocessing produced ${flat.length} crops, expected ${images.length * views.length}`);
   const size = tokenizer.model.manifest.image_size;
-  const all = await tokenizer.encode(cropsToTensor(flat, size), flat.length, submit);
+  const all = await tokenizer.encode(cropsToNchw(flat, size), flat.length, submit);
   const tokens: TokenBatch = {};
   for (const name of codebooks) tokens[name] = all[name]!;
   return { views, count: images.length, grid: tokenizer.model.manifest.grid, codebooks, tokens };

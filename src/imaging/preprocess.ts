@@ -1,0 +1,156 @@
+// The preprocessing entry point: image bytes -> the reference's 256x256 crops, decoded and cut in worker threads.
+//
+//   const preprocessor = createPreprocessor({ maxInputPixels: 64_000_000 });
+//   const crops = await preprocessor.preprocess(bytes, { orientation: 'ignore', augment: 'flip' });
+//   // crops: Uint8Array[] (1, 2 or 10 of them), each imageSize * imageSize * 3 bytes, HWC RGB
+//   const tensor = cropsToNchw(crops, 256); // float32 [n, 3, 256, 256] in [-1, 1], the encoder's input
+//   await preprocessor.close();
+//
+// - `orientation: 'ignore'` (default) is reference-exact: Pillow does not apply EXIF orientation.
+//   `'exif'` turns the image upright first.
+// - `augment`: 'none' -> [centre crop]; 'flip' -> [centre crop, its mirror] (the reference's code
+//   extraction); 'ten_crop' -> torchvision TenCrop order: tl, tr, bl, br, centre of a
+//   int(imageSize * 1.1) centre crop, then the same five of its mirror.
+// - Refusals are FqError: 'bad_image' (empty, undecodable, truncated), 'too_large' (over
+//   maxInputPixels, checked from the header before decoding). `item` is attached when given.
+// Why workers: decoding runs on libuv threads anyway, but the PIL-exact resampling is JavaScript and
+// takes tens of milliseconds for a photo; on the main thread it would stall every other request.
+import os from 'node:os';
+import { Piscina } from 'piscina';
+// Load sharp's native library in the main thread as well, so that it stays loaded when workers exit
+// (sharp's advice for worker threads on glibc).
+import 'sharp';
+import { FqError } from '../errors.ts';
+import type { Orientation } from './decode.ts';
+import type { PreprocessReply, PreprocessTask } from './preprocess-worker.ts';
+import { DEFAULT_TEN_CROP_RANGE, type Augment } from './reference-crop.ts';
+
+export type { Orientation } from './decode.ts';
+export type { Augment } from './reference-crop.ts';
+
+export interface PreprocessorOptions {
+  /** Images with more pixels are refused (`too_large`) before they are decoded. */
+  maxInputPixels: number;
+  /** Worker threads; 0 or undefined: one per core. */
+  threads?: number;
+  /** Crop side unless a call says otherwise (default 256). */
+  imageSize?: number;
+  /** The extractor's --crop-range for ten crops (default 1.1; FQGAN also used 1.05). */
+  tenCropRange?: number;
+}
+
+export interface PreprocessOptions {
+  orientation?: Orientation;
+  augment?: Augment;
+  imageSize?: number;
+  /** Index of this image in a batch request, copied onto any FqError. */
+  item?: number;
+}
+
+export interface Preprocessor {
+  /** The crops of one image: 1, 2 or 10 buffers of imageSize * imageSize * 3 bytes (HWC RGB). */
+  preprocess(input: Uint8Array, options?: PreprocessOptions): Promise<Uint8Array[]>;
+  /** Finishes queued work, then stops the threads. */
+  close(): Promise<void>;
+}
+
+const WORKER_URL = new URL('./preprocess-worker.ts', import.meta.url);
+
+export function createPreprocessor(options: PreprocessorOptions): Preprocessor {
+  const threads = options.threads || os.availableParallelism();
+  const defaults = { imageSize: options.imageSize ?? 256, tenCropRange: options.tenCropRange ?? DEFAULT_TEN_CROP_RANGE };
+  if (!isPositiveInteger(defaults.imageSize)) throw new RangeError(`imageSize must be a positive integer, got ${defaults.imageSize}`);
+  if (!(defaults.tenCropRange >= 1)) throw new RangeError(`tenCropRange must be at least 1, got ${defaults.tenCropRange}`);
+  if (!isPositiveInteger(options.maxInputPixels)) throw new RangeError(`maxInputPixels must be a positive integer`);
+  let closed = false;
+  const pool = new Piscina<PreprocessTask, PreprocessReply>({
+    filename: WORKER_URL.href,
+    minThreads: 1,
+    maxThreads: threads,
+    // Starting a thread costs a few hundred ms (loading and warming up the code), so extra threads
+    // stay for a while after a burst instead of piscina's default of leaving at once.
+    idleTimeout: 60_000,
+    execArgv: workerExecArgv(),
+  });
+
+  async function preprocess(input: Uint8Array, call: PreprocessOptions = {}): Promise<Uint8Array[]> {
+    if (closed) throw new FqError('unavailable', 'preprocessing has shut down', { item: call.item });
+    const imageSize = call.imageSize ?? defaults.imageSize;
+    if (!isPositiveInteger(imageSize)) throw new FqError('bad_request', `image size must be a positive integer, got ${imageSize}`, { item: call.item });
+    // A view may sit inside a much larger buffer (a whole multipart body) that cloning would copy
+    // whole, and the caller keeps its bytes: copy just these once and hand the copy over.
+    // (Not input.slice(): on a Buffer that is a view, and transferring it would detach the caller's.)
+    const own = new Uint8Array(input);
+    const task: PreprocessTask = {
+      input: own,
+      orientation: call.orientation ?? 'ignore',
+      augment: call.augment ?? 'none',
+      imageSize,
+      tenCropRange: defaults.tenCropRange,
+      maxInputPixels: options.maxInputPixels,
+    };
+    let reply: PreprocessReply;
+    try {
+      reply = await pool.run(task, { transferList: [own.buffer] });
+    } catch (err) {
+      throw new FqError('internal', `preprocessing failed: ${err instanceof Error ? err.message : String(err)}`, {
+        item: call.item,
+        cause: err,
+      });
+    }
+    if (!reply.ok) throw new FqError(reply.kind, reply.message, { item: call.item });
+    return reply.crops;
+  }
+
+  async function close(): Promise<void> {
+    closed = true;
+    await pool.close();
+  }
+
+  return { preprocess, close };
+}
+
+function isPositiveInteger(x: number): boolean {
+  return Number.isInteger(x) && x > 0;
+}
+
+/**
+ * Worker threads inherit the parent's execArgv, which carries tsx's loader when fqtok runs under
+ * tsx; the worker is a .ts file, so make sure the loader is there even if the parent was started
+ * some other way.
+ */
+function workerExecArgv(): string[] {
+  const inherited = process.execArgv;
+  return inherited.some((arg) => arg.includes('tsx')) ? inherited : [...inherited, '--import', import.meta.resolve('tsx')];
+}
+
+const FLOAT_OF_BYTE = byteToUnitRange();
+
+/**
+ * The encoder's input: crops (HWC uint8) -> float32 NCHW in [-1, 1]. Computed the way torchvision
+ * does it (ToTensor's x / 255 then Normalize(0.5, 0.5), in float32), which differs in the last bit
+ * from float64 x / 255 * 2 - 1 for half of the byte values.
+ */
+export function cropsToNchw(crops: Uint8Array[], imageSize: number): Float32Array {
+  const plane = imageSize * imageSize;
+  const out = new Float32Array(crops.length * 3 * plane);
+  crops.forEach((crop, n) => {
+    if (crop.length !== plane * 3) throw new RangeError(`crop ${n} has ${crop.length} bytes, expected ${plane * 3}`);
+    const base = n * 3 * plane;
+    for (let i = 0; i < plane; i++) {
+      out[base + i] = FLOAT_OF_BYTE[crop[i * 3]!]!;
+      out[base + plane + i] = FLOAT_OF_BYTE[crop[i * 3 + 1]!]!;
+      out[base + 2 * plane + i] = FLOAT_OF_BYTE[crop[i * 3 + 2]!]!;
+    }
+  });
+  return out;
+}
+
+function byteToUnitRange(): Float32Array {
+  const table = new Float32Array(256);
+  for (let v = 0; v < 256; v++) {
+    const unit = Math.fround(v / 255); // float32 division: float64 then one rounding is exact here
+    table[v] = Math.fround(Math.fround(unit - 0.5) / 0.5);
+  }
+  return table;
+}
