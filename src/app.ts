@@ -6,11 +6,14 @@ import type { Config } from './config.ts';
 import { FqError } from './errors.ts';
 import type { CropSource } from './inference/encode-images.ts';
 import type { ModelRegistry } from './inference/registry.ts';
+import type { JobsService } from './jobs/jobs-service.ts';
 import { decodeRoutes } from './http/decode.ts';
 import { drainUnreadBody } from './http/drain-body.ts';
 import { encodeRoutes } from './http/encode.ts';
 import { healthRoutes } from './http/health.ts';
+import { jobRoutes } from './http/jobs.ts';
 import { requestMetrics } from './http/metrics-middleware.ts';
+import { modelVersionRoutes } from './http/model-versions.ts';
 import { modelRoutes } from './http/models.ts';
 import { openApiYaml } from './http/openapi-document.ts';
 import { handleError, problemResponse } from './http/problem.ts';
@@ -24,6 +27,8 @@ export interface AppDeps {
   registry: ModelRegistry;
   preprocessor: CropSource;
   lifecycle: Lifecycle;
+  /** Fine-tuning jobs and model versions (admin); absent where nothing runs them (e.g. `fqtok openapi`). */
+  jobs?: JobsService;
 }
 
 export function createApp(deps: AppDeps) {
@@ -50,6 +55,8 @@ export function createApp(deps: AppDeps) {
   app.route('/', modelRoutes(deps));
   app.route('/', encodeRoutes(deps));
   app.route('/', decodeRoutes(deps));
+  app.route('/', jobRoutes(deps));
+  app.route('/', modelVersionRoutes(deps));
 
   app.get('/openapi.yaml', (c) => c.body(openApiYaml(app), 200, { 'content-type': 'application/yaml' }));
   return app;

@@ -3,13 +3,20 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
 import { createApp, type App, type Lifecycle } from './app.ts';
 import type { Config } from './config.ts';
+import { openDatabase, type Db } from './db/client.ts';
 import { createPreprocessor } from './imaging/preprocess.ts';
 import { ModelRegistry } from './inference/registry.ts';
+import { JobsService } from './jobs/jobs-service.ts';
+import { dataLayout } from './jobs/layout.ts';
+import { loadPublishedVersions } from './jobs/publish.ts';
+import { recoverInterruptedJobs } from './jobs/recovery.ts';
 import { logger } from './logger.ts';
 
 export interface RunningServer {
   app: App;
   registry: ModelRegistry;
+  jobs: JobsService;
+  db: Db;
   port: number;
   /** Stops accepting, finishes in-flight work, frees everything. */
   close(): Promise<void>;
@@ -18,18 +25,34 @@ export interface RunningServer {
 export async function startServer(config: Config): Promise<RunningServer> {
   const registry = new ModelRegistry({ ...config, defaultModel: config.defaultModel });
   await registry.loadModelsDir(config.modelsDir);
+  const layout = dataLayout(config.dataDir);
+  const db = openDatabase(layout.database); // migrations run here, before anything listens
+  const jobs = new JobsService({
+    db,
+    registry,
+    python: config.python,
+    datasetsDir: config.datasetsDir,
+    jobsDir: layout.jobsDir,
+    modelsDir: layout.modelsDir,
+    weightsDir: layout.weightsDir,
+    concurrency: config.jobConcurrency,
+    cancelGraceMs: config.jobCancelGraceMs,
+  });
+  await loadPublishedVersions({ store: jobs.store, registry, modelsDir: layout.modelsDir });
+  await recoverInterruptedJobs({ store: jobs.store, jobsDir: layout.jobsDir, graceMs: config.jobCancelGraceMs });
   const preprocessor = createPreprocessor({
     imageSize: 256,
     maxInputPixels: config.maxInputPixels,
     threads: config.preprocessThreads,
   });
   const lifecycle: Lifecycle = { shuttingDown: false };
-  const app = createApp({ config, registry, preprocessor, lifecycle });
+  const app = createApp({ config, registry, preprocessor, lifecycle, jobs });
 
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
   });
   const port = (server.address() as AddressInfo).port;
+  jobs.runner.pump();
   logger.info({ port, models: registry.list().map((m) => `${m.name}@${m.version}`), default: registry.defaultModel }, 'fqtok listening');
 
   let closing: Promise<void> | undefined;
@@ -42,9 +65,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
       const grace = setTimeout(() => (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.(), config.shutdownGraceMs);
       await closed;
       clearTimeout(grace);
+      await jobs.runner.stop(); // trainers checkpoint and stop; their jobs resume at the next start
+      db.$client.close();
       await registry.close();
       await preprocessor.close();
       logger.info('fqtok stopped');
     })());
-  return { app, registry, port, close };
+  return { app, registry, jobs, db, port, close };
 }

@@ -1,0 +1,179 @@
+// The one owner of the jobs tables: every read and write of jobs, events, checkpoints and versions goes here.
+import { and, asc, desc, eq, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
+import { EventEmitter } from 'node:events';
+import type { Db } from '../db/client.ts';
+import {
+  jobCheckpoints,
+  jobEvents,
+  jobs,
+  modelVersions,
+  type JobCheckpointRow,
+  type JobEventRow,
+  type JobRow,
+  type JobStatus,
+  type ModelVersionRow,
+} from '../db/schema.ts';
+
+export type NewJob = typeof jobs.$inferInsert;
+export type JobPatch = Partial<Omit<JobRow, 'id'>>;
+
+export interface Page<T> {
+  data: T[];
+  hasMore: boolean;
+}
+
+export class JobStore {
+  /** 'event' (JobEventRow) after every insert, and 'job' (JobRow) after every status change: for live streams. */
+  readonly changes = new EventEmitter().setMaxListeners(0);
+
+  constructor(readonly db: Db) {}
+
+  insertJob(job: NewJob): JobRow {
+    return this.db.insert(jobs).values(job).returning().get();
+  }
+
+  getJob(id: string): JobRow | undefined {
+    return this.db.select().from(jobs).where(eq(jobs.id, id)).get();
+  }
+
+  findByIdempotencyKey(key: string): JobRow | undefined {
+    return this.db.select().from(jobs).where(eq(jobs.idempotencyKey, key)).get();
+  }
+
+  /** Newest first; `after` is the id of the last job of the previous page. */
+  listJobs(options: { status?: JobStatus; after?: string; limit: number }): Page<JobRow> {
+    const conditions = [];
+    if (options.status) conditions.push(eq(jobs.status, options.status));
+    if (options.after) {
+      const last = this.getJob(options.after);
+      if (last) conditions.push(or(lt(jobs.createdAt, last.createdAt), and(eq(jobs.createdAt, last.createdAt), lt(jobs.id, last.id))));
+    }
+    const rows = this.db
+      .select()
+      .from(jobs)
+      .where(and(...conditions))
+      .orderBy(desc(jobs.createdAt), desc(jobs.id))
+      .limit(options.limit + 1)
+      .all();
+    return { data: rows.slice(0, options.limit), hasMore: rows.length > options.limit };
+  }
+
+  jobsWithStatus(...statuses: JobStatus[]): JobRow[] {
+    return this.db.select().from(jobs).where(inArray(jobs.status, statuses)).orderBy(asc(jobs.createdAt), asc(jobs.id)).all();
+  }
+
+  updateJob(id: string, patch: JobPatch): JobRow {
+    const row = this.db.update(jobs).set(patch).where(eq(jobs.id, id)).returning().get();
+    if (patch.status) this.changes.emit('job', row);
+    return row;
+  }
+
+  /** Moves a job from one status to another only if it still has the first (a cancel and a start can race). */
+  transition(id: string, from: JobStatus[], patch: JobPatch & { status: JobStatus }): JobRow | undefined {
+    const row = this.db
+      .update(jobs)
+      .set(patch)
+      .where(and(eq(jobs.id, id), inArray(jobs.status, from)))
+      .returning()
+      .get();
+    if (row) this.changes.emit('job', row);
+    return row;
+  }
+
+  addEvent(jobId: string, type: string, data: Record<string, unknown>, createdAt = new Date()): JobEventRow {
+    const row = this.db.insert(jobEvents).values({ jobId, type, data, createdAt }).returning().get();
+    this.changes.emit('event', row);
+    return row;
+  }
+
+  /** Oldest first, after event id `after`; `types` narrows to some event types. */
+  listEvents(jobId: string, options: { after?: number; limit: number; types?: string[] }): Page<JobEventRow> {
+    const rows = this.db
+      .select()
+      .from(jobEvents)
+      .where(
+        and(
+          eq(jobEvents.jobId, jobId),
+          options.after !== undefined ? gt(jobEvents.id, options.after) : undefined,
+          options.types ? inArray(jobEvents.type, options.types) : undefined,
+        ),
+      )
+      .orderBy(asc(jobEvents.id))
+      .limit(options.limit + 1)
+      .all();
+    return { data: rows.slice(0, options.limit), hasMore: rows.length > options.limit };
+  }
+
+  addCheckpoint(jobId: string, step: number, path: string, createdAt = new Date()): void {
+    this.db
+      .insert(jobCheckpoints)
+      .values({ jobId, step, path, createdAt })
+      .onConflictDoUpdate({ target: [jobCheckpoints.jobId, jobCheckpoints.step], set: { path, createdAt } })
+      .run();
+  }
+
+  listCheckpoints(jobId: string): JobCheckpointRow[] {
+    return this.db.select().from(jobCheckpoints).where(eq(jobCheckpoints.jobId, jobId)).orderBy(asc(jobCheckpoints.step)).all();
+  }
+
+  // ---- model versions made by fine-tuning
+
+  liveVersions(name?: string): ModelVersionRow[] {
+    return this.db
+      .select()
+      .from(modelVersions)
+      .where(and(isNull(modelVersions.deletedAt), name ? eq(modelVersions.name, name) : undefined))
+      .orderBy(asc(modelVersions.name), asc(modelVersions.version))
+      .all();
+  }
+
+  getVersion(name: string, version: number): ModelVersionRow | undefined {
+    return this.db
+      .select()
+      .from(modelVersions)
+      .where(and(eq(modelVersions.name, name), eq(modelVersions.version, version)))
+      .get();
+  }
+
+  /** The highest version ever recorded for `name`, deleted ones included, so none is reused. */
+  highestVersion(name: string): number {
+    const row = this.db
+      .select({ max: sql<number | null>`max(${modelVersions.version})` })
+      .from(modelVersions)
+      .where(eq(modelVersions.name, name))
+      .get();
+    return row?.max ?? 0;
+  }
+
+  /** Records the new version and the job's success in one transaction. */
+  publishVersion(version: typeof modelVersions.$inferInsert, jobId: string, finishedAt: Date): JobRow {
+    const row = this.db.transaction((tx) => {
+      tx.insert(modelVersions).values(version).run();
+      return tx
+        .update(jobs)
+        .set({ status: 'succeeded', resultVersion: version.version, finishedAt, pid: null })
+        .where(eq(jobs.id, jobId))
+        .returning()
+        .get();
+    });
+    this.changes.emit('job', row);
+    return row;
+  }
+
+  markVersionDeleted(name: string, version: number, deletedAt = new Date()): void {
+    this.db
+      .update(modelVersions)
+      .set({ deletedAt })
+      .where(and(eq(modelVersions.name, name), eq(modelVersions.version, version)))
+      .run();
+  }
+
+  /** Jobs not yet finished that start from `name` `version`. */
+  activeJobsOnBase(name: string, version: number): JobRow[] {
+    return this.db
+      .select()
+      .from(jobs)
+      .where(and(eq(jobs.baseModel, name), eq(jobs.baseVersion, version), inArray(jobs.status, ['queued', 'running'])))
+      .all();
+  }
+}

@@ -1,0 +1,65 @@
+// Builds the trainer spec of a fine-tuning job from the request, the base model and the service's layout.
+import path from 'node:path';
+import type { FieldError } from '../errors.ts';
+
+export interface FinetuneRequest {
+  base_model: string;
+  base_version?: number;
+  dataset: string;
+  output_model: string;
+  hyperparameters?: Record<string, unknown>;
+  base_weights?: 'model' | 'ema';
+  device?: Record<string, unknown>;
+}
+
+export interface SpecInputs {
+  request: FinetuneRequest;
+  defaults: Record<string, any>; // the trainer's --example-spec
+  datasetDir: string;
+  outputDir: string;
+  baseCheckpoint: string;
+  baseVariant: 'triple' | 'dual';
+  basePreset?: string | null;
+  weightsDir: string;
+}
+
+/**
+ * Loss weights come from FQ_DATA_DIR/weights under fixed names (the API never takes a server path).
+ * They are always named; the trainer only requires the ones its enabled losses need, and says which
+ * file is missing.
+ */
+export function weightFiles(weightsDir: string, variant: 'triple' | 'dual') {
+  return {
+    lpips_vgg: path.join(weightsDir, 'vgg16.pth'),
+    lpips_lin: path.join(weightsDir, 'lpips_vgg_v0.1.pth'),
+    dino: path.join(weightsDir, 'dinov2-small'),
+    clip: path.join(weightsDir, variant === 'triple' ? 'clip-vit-base-patch16' : 'clip-vit-large-patch14'),
+  };
+}
+
+/** A complete spec: the trainer's defaults with the request's values over them. */
+export function buildSpec(i: SpecInputs): Record<string, unknown> {
+  return {
+    ...i.defaults,
+    dataset: i.datasetDir,
+    output_dir: i.outputDir,
+    eval_dataset: null,
+    base_checkpoint: i.baseCheckpoint,
+    base_weights: i.request.base_weights ?? 'model',
+    resume: null,
+    model: { ...i.defaults.model, preset: i.basePreset ?? i.defaults.model?.preset, variant: i.baseVariant },
+    hyperparameters: { ...i.defaults.hyperparameters, ...i.request.hyperparameters },
+    weights: weightFiles(i.weightsDir, i.baseVariant),
+    device: { ...i.defaults.device, ...i.request.device },
+  };
+}
+
+/** The trainer names spec fields; the caller knows request fields. Server paths are not echoed back. */
+export function toRequestField(problem: FieldError, paths: { datasetDir: string; dataset: string }): FieldError {
+  const message = problem.message.replaceAll(paths.datasetDir, paths.dataset);
+  if (problem.field === 'base_checkpoint' || problem.field === 'model.variant' || problem.field === 'base_weights') {
+    return { field: problem.field === 'base_weights' ? 'base_weights' : 'base_model', message };
+  }
+  if (problem.field === 'spec') return { field: 'body', message };
+  return { field: problem.field, message };
+}

@@ -1,0 +1,112 @@
+// Runs `python -m fqgan.train` as a child that cannot outlive the service, and streams its stdout lines.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { TRAINER_DIR } from './layout.ts';
+
+/**
+ * Started through this launcher so the trainer dies with the service even on `kill -9`: it asks the
+ * kernel for SIGTERM when its parent dies (PR_SET_PDEATHSIG survives exec), re-checks that the
+ * parent is still there (it may have died before prctl), then becomes the trainer. On SIGTERM the
+ * trainer saves a checkpoint and stops, which is what recovery resumes from. Where prctl is missing
+ * (not Linux) recovery's kill of the recorded process group is the remaining safety net.
+ */
+const LAUNCHER = [
+  'import ctypes, os, signal, sys',
+  'parent = int(sys.argv[1])',
+  'try:',
+  '    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG',
+  'except Exception:',
+  '    pass',
+  'if os.getppid() != parent:',
+  '    sys.exit(143)',
+  "os.execv(sys.executable, [sys.executable, '-m', 'fqgan.train'] + sys.argv[2:])",
+].join('\n');
+
+const STDERR_TAIL_BYTES = 8 * 1024;
+
+export interface TrainerExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface TrainerProcessOptions {
+  python: string;
+  args: string[];
+  /** Every stderr byte is appended here; the last few KB are kept in memory for the job's error. */
+  stderrFile?: string;
+  onLine?: (line: string) => void;
+}
+
+export class TrainerProcess {
+  readonly exited: Promise<TrainerExit>;
+  private readonly child: ChildProcess;
+  private stderrTailBuffer = '';
+  private killTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: TrainerProcessOptions) {
+    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1' };
+    delete env.FQ_ADMIN_TOKEN; // the trainer has no business with the service's secret
+    // detached: its own process group, so cancel reaches DataLoader workers too and a Ctrl-C of the
+    // service's terminal goes to the service, which stops the trainer itself.
+    this.child = spawn(options.python, ['-c', LAUNCHER, String(process.pid), ...options.args], {
+      cwd: TRAINER_DIR,
+      env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const stderrFile = options.stderrFile ? createWriteStream(options.stderrFile, { flags: 'a' }) : undefined;
+    this.child.stderr!.on('data', (chunk: Buffer) => {
+      stderrFile?.write(chunk);
+      this.stderrTailBuffer = (this.stderrTailBuffer + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);
+    });
+    const lines = createInterface({ input: this.child.stdout! });
+    if (options.onLine) lines.on('line', options.onLine);
+    this.exited = new Promise((resolve) => {
+      this.child.once('error', (err) => {
+        this.stderrTailBuffer += `\ncannot start ${options.python}: ${err.message}`;
+        resolve({ code: null, signal: null });
+      });
+      this.child.once('close', (code, signal) => {
+        clearTimeout(this.killTimer);
+        stderrFile?.end();
+        resolve({ code, signal });
+      });
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  get stderrTail(): string {
+    return this.stderrTailBuffer;
+  }
+
+  /** SIGTERM to the process group (the trainer checkpoints and stops), SIGKILL after `graceMs`. */
+  terminate(graceMs: number): void {
+    if (this.child.exitCode !== null || this.child.signalCode !== null || this.killTimer) return;
+    signalGroup(this.child.pid, 'SIGTERM');
+    this.killTimer = setTimeout(() => signalGroup(this.child.pid, 'SIGKILL'), graceMs);
+    this.killTimer.unref();
+  }
+}
+
+/** Signals a whole process group; a group that is already gone is fine. */
+export function signalGroup(pid: number | undefined, signal: NodeJS.Signals): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs the trainer to completion and returns its stdout lines (for `--check` and `--example-spec`). */
+export async function runTrainerOnce(python: string, args: string[]): Promise<{ exit: TrainerExit; lines: string[]; stderr: string }> {
+  const lines: string[] = [];
+  const trainer = new TrainerProcess({ python, args, onLine: (l) => lines.push(l) });
+  const exit = await trainer.exited;
+  return { exit, lines, stderr: trainer.stderrTail };
+}
