@@ -15,6 +15,7 @@ const configSchema = z.object({
   FQ_DEFAULT_MODEL: z.string().optional(),
   FQ_DATA_DIR: z.string().default('./data'),
   FQ_DATASETS_DIR: z.string().optional(),
+  FQ_WEIGHTS_DIR: z.string().optional(),
   FQ_ADMIN_TOKEN: z.string().min(16, 'FQ_ADMIN_TOKEN must be at least 16 characters').optional(),
   FQ_PYTHON: z.string().default('/usr/bin/python3'),
   FQ_EXECUTION_PROVIDERS: z
@@ -44,6 +45,8 @@ export interface Config {
   defaultModel?: string;
   dataDir: string;
   datasetsDir: string;
+  /** LPIPS/VGG16 and teacher weights for fine-tuning (never downloaded). */
+  weightsDir: string;
   adminToken?: string;
   python: string;
   executionProviders: ExecutionProviderName[];
@@ -78,6 +81,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     defaultModel: e.FQ_DEFAULT_MODEL,
     dataDir,
     datasetsDir: path.resolve(e.FQ_DATASETS_DIR ?? path.join(dataDir, 'datasets')),
+    weightsDir: path.resolve(e.FQ_WEIGHTS_DIR ?? path.join(dataDir, 'weights')),
     adminToken: e.FQ_ADMIN_TOKEN,
     python: e.FQ_PYTHON,
     executionProviders: e.FQ_EXECUTION_PROVIDERS,

@@ -24,8 +24,9 @@ export interface RunningServer {
 
 export async function startServer(config: Config): Promise<RunningServer> {
   const registry = new ModelRegistry({ ...config, defaultModel: config.defaultModel });
+  logger.level = config.logLevel;
   await registry.loadModelsDir(config.modelsDir);
-  const layout = dataLayout(config.dataDir);
+  const layout = dataLayout(config.dataDir, config.weightsDir);
   const db = openDatabase(layout.database); // migrations run here, before anything listens
   const jobs = new JobsService({
     db,

@@ -15,6 +15,8 @@ function sessionOptions(providers: string[], intraOpThreads: number): ort.Infere
   return {
     executionProviders: providers,
     graphOptimizationLevel: 'all',
+    // Idle pool threads sleep instead of spinning: the event loop and the preprocessing workers share these cores.
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
     ...(intraOpThreads > 0 ? { intraOpNumThreads: intraOpThreads } : {}),
   };
 }

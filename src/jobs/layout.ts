@@ -10,12 +10,12 @@ export interface DataLayout {
   weightsDir: string;
 }
 
-export function dataLayout(dataDir: string): DataLayout {
+export function dataLayout(dataDir: string, weightsDir: string): DataLayout {
   return {
     database: path.join(dataDir, 'fqtok.db'),
     jobsDir: path.join(dataDir, 'jobs'),
     modelsDir: path.join(dataDir, 'models'), // <name>/<version>/, Triton-style
-    weightsDir: path.join(dataDir, 'weights'), // LPIPS/VGG and teacher weights, never downloaded
+    weightsDir, // LPIPS/VGG and teacher weights, never downloaded
   };
 }
 
