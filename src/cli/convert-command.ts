@@ -1,9 +1,7 @@
 // `fqtok convert`: runs the trainer's exporter to make a released checkpoint servable.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-export const TRAINER_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../trainer');
+import { TRAINER_DIR } from '../jobs/layout.ts';
 
 /** Runs `python -m fqgan.<module> args` in trainer/, passing its output through; resolves with the exit code. */
 export function runTrainerModule(python: string, module: string, args: string[]): Promise<number> {
