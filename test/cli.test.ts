@@ -81,3 +81,18 @@ test('bad usage exits 2 with a message', async () => {
   await assert.rejects(fqtok('encode', dataset), (err: { code: number; stderr: string }) => err.code === 2 && /--out/.test(err.stderr));
   await assert.rejects(fqtok('bogus'), (err: { code: number; stderr: string }) => err.code === 2 && /unknown command/.test(err.stderr));
 });
+
+test('convert makes a checkpoint servable; a missing checkpoint fails with a one-paragraph message', async () => {
+  const out = path.join(dataset, 'converted');
+  await fqtok('convert', '--checkpoint', path.join(ROOT, 'models/fqgan-triple-vq16-tiny/checkpoint.pt'), '--out', out);
+  const manifest = JSON.parse(readFileSync(path.join(out, 'manifest.json'), 'utf8')) as { variant: string; grid: number[]; source: { kind: string; sha256: string } };
+  assert.equal(manifest.variant, 'triple');
+  assert.deepEqual(manifest.grid, [16, 16]);
+  assert.equal(manifest.source.kind, 'checkpoint');
+  assert.match(manifest.source.sha256, /^[0-9a-f]{64}$/);
+  assert.ok(readdirSync(out).includes('encoder.onnx') && readdirSync(out).includes('decoder.onnx'));
+  await assert.rejects(
+    fqtok('convert', '--checkpoint', path.join(dataset, 'nope.pt'), '--out', path.join(dataset, 'never')),
+    (err: { code: number; stderr: string }) => err.code !== 0 && /does not exist/.test(err.stderr) && !/Traceback/.test(err.stderr),
+  );
+});
