@@ -1,0 +1,110 @@
+"""Image files on disk: recursive discovery, decoding, and the reference (ADM) crops. No torch here."""
+from __future__ import annotations
+
+import math
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+from PIL import Image
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+def list_image_files(root: str) -> List[str]:
+    """Every file under root with an image extension, recursively, in a stable sorted order.
+
+    Works for ImageFolder-style trees (root/class/x.jpg) and flat folders alike; hidden files and
+    folders are ignored.
+    """
+    found: List[str] = []
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
+                found.append(os.path.join(folder, name))
+    found.sort()
+    return found
+
+
+@dataclass
+class ImageList:
+    """The files of a dataset folder that opened as images, and those that did not."""
+
+    paths: List[str]
+    unreadable: List[str] = field(default_factory=list)
+
+
+def scan_images(root: str) -> ImageList:
+    """Find images under root; a file whose header PIL cannot parse is reported, not used."""
+    good, bad = [], []
+    for path in list_image_files(root):
+        try:
+            with Image.open(path) as image:
+                image.size  # header only: cheap, and catches non-images and empty files
+            good.append(path)
+        except Exception:
+            bad.append(path)
+    return ImageList(good, bad)
+
+
+def split_holdout(paths: Sequence[str], count: int, seed: int) -> Tuple[List[str], List[str]]:
+    """(train, held-out): `count` files chosen by a seeded shuffle are held out of training."""
+    order = list(paths)
+    random.Random(seed).shuffle(order)
+    held = sorted(order[:count])
+    held_set = set(held)
+    return [p for p in paths if p not in held_set], held
+
+
+def load_rgb(path: str) -> Image.Image:
+    """Decode fully and convert to RGB (alpha dropped, as PIL's convert does); raises on a bad file."""
+    with Image.open(path) as image:
+        image.load()
+        return image.convert("RGB")
+
+
+def first_decodable(paths: Iterable[str]) -> Tuple[Optional[str], List[str]]:
+    """The first path that decodes, and the ones that failed before it."""
+    failed: List[str] = []
+    for path in paths:
+        try:
+            load_rgb(path)
+            return path, failed
+        except Exception:
+            failed.append(path)
+    return None, failed
+
+
+def _halve_while_large(image: Image.Image, short_side: int) -> Image.Image:
+    # BOX-halving first keeps large downscales from aliasing (ADM's trick, kept by the reference).
+    while min(*image.size) >= 2 * short_side:
+        image = image.resize(tuple(x // 2 for x in image.size), resample=Image.BOX)
+    scale = short_side / min(*image.size)
+    return image.resize(tuple(round(x * scale) for x in image.size), resample=Image.BICUBIC)
+
+
+def center_crop(image: Image.Image, size: int) -> np.ndarray:
+    """ADM centre crop: halve, bicubic-resize the short side to size, crop the centre. HWC uint8."""
+    arr = np.asarray(_halve_while_large(image, size))
+    y = (arr.shape[0] - size) // 2
+    x = (arr.shape[1] - size) // 2
+    return np.ascontiguousarray(arr[y:y + size, x:x + size])
+
+
+def random_crop(image: Image.Image, size: int, rng: random.Random,
+                min_crop_frac: float = 0.8, max_crop_frac: float = 1.0) -> np.ndarray:
+    """Reference training crop: short side drawn in [size/max_frac, size/min_frac], random offset. HWC uint8."""
+    low = math.ceil(size / max_crop_frac)
+    high = math.ceil(size / min_crop_frac)
+    arr = np.asarray(_halve_while_large(image, rng.randrange(low, high + 1)))
+    y = rng.randrange(arr.shape[0] - size + 1)
+    x = rng.randrange(arr.shape[1] - size + 1)
+    return np.ascontiguousarray(arr[y:y + size, x:x + size])
+
+
+def to_unit_range(arr: np.ndarray) -> np.ndarray:
+    """HWC uint8 -> CHW float32 in [-1, 1], as ToTensor + Normalize(0.5, 0.5) computes it."""
+    return (arr.astype(np.float32).transpose(2, 0, 1) / 255.0 - 0.5) / 0.5
