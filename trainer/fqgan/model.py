@@ -55,6 +55,12 @@ ENCODER_HEAD_NAMES = {
     "sem_mid": "semantic_head_mid",
     "sem_high": "semantic_head_high",
 }
+# The reference's module registration orders. `parameters()` follows them, and so does the optimizer
+# state in a checkpoint: matching them lets reference code resume our checkpoints (and us theirs)
+# without Adam moments landing on another head of the same shape.
+ENCODER_HEAD_ORDER = {"triple": ("sem_mid", "sem_high", "vis"), "dual": ("sem", "vis")}
+QUANTIZER_ORDER = {"triple": ("vis", "sem_mid", "sem_high"), "dual": ("sem", "vis")}
+
 SEMANTIC_HEAD_NAMES = {
     "sem": "feat_pred_head",
     "sem_mid": "mid_sem_feat_pred",
@@ -274,11 +280,11 @@ class Encoder(nn.Module):
             block_in = block_out
         self.mid = _mid_blocks(block_in, config.dropout)
 
-        for name in self.codebook_names:
+        for name in ENCODER_HEAD_ORDER[config.variant]:
             adapter = FactorizedAdapter(block_in, config.grid_size, config.adapter_layers,
                                         config.adapter_heads, config.adapter_mlp_ratio)
             self.add_module(ENCODER_HEAD_NAMES[name], nn.ModuleList([adapter]))
-        for name in self.codebook_names:
+        for name in ENCODER_HEAD_ORDER[config.variant]:
             self.add_module(f"norm_out_{name}", group_norm(block_in))
             self.add_module(f"conv_out_{name}", nn.Conv2d(block_in, config.z_channels, 3, padding=1))
 
@@ -390,7 +396,7 @@ class FQGAN(nn.Module):
         super().__init__()
         self.config = config
         self.encoder = Encoder(config)
-        for name in config.codebook_names:
+        for name in QUANTIZER_ORDER[config.variant]:
             self.add_module(f"quantize_{name}", VectorQuantizer(
                 config.codebook_size, config.codebook_embed_dim, config.commit_loss_beta,
                 config.entropy_loss_ratio, config.codebook_l2_norm, config.codebook_show_usage,

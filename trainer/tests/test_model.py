@@ -53,12 +53,15 @@ def test_encode_decode_shapes(name, grid, variant):
 
 
 def test_decode_code_equals_decoding_the_quantized_vectors():
+    torch.manual_seed(0)
     model = FQGAN(small_config()).eval()
     with torch.no_grad():
         encoded = model.encode(torch.rand(1, 3, 64, 64) * 2 - 1)
         from_vectors = model.decode(encoded.quantized)
         from_tokens = model.decode_code(encoded.indices)
-    torch.testing.assert_close(from_tokens, from_vectors, atol=1e-5, rtol=1e-5)
+    # The straight-through z + (z_q - z) differs from z_q by float rounding, which the decoder amplifies
+    # to ~1e-5; a wrong codebook row would be off by ~1e-1.
+    torch.testing.assert_close(from_tokens, from_vectors, atol=1e-4, rtol=1e-4)
 
 
 def test_mask_zeroes_whole_codebooks():
@@ -133,3 +136,28 @@ def test_config_validation_and_round_trip():
         ModelConfig(variant="quad")
     with pytest.raises(ValueError, match="unknown ModelConfig fields"):
         ModelConfig.from_dict({"chanels": 3})
+
+
+@pytest.mark.parametrize("variant, expected", [
+    # Read off the reference's __init__ methods (vq_model_triple.py / vq_model_dual.py).
+    ("triple", ["encoder.conv_in", "encoder.conv_blocks", "encoder.mid", "encoder.semantic_head_mid",
+                "encoder.semantic_head_high", "encoder.visual_head", "encoder.norm_out_sem_mid",
+                "encoder.conv_out_sem_mid", "encoder.norm_out_sem_high", "encoder.conv_out_sem_high",
+                "encoder.norm_out_vis", "encoder.conv_out_vis", "quantize_vis", "quant_conv_vis",
+                "quantize_sem_mid", "quant_conv_sem_mid", "quantize_sem_high", "quant_conv_sem_high",
+                "post_quant_conv", "decoder", "mid_sem_feat_pred", "high_sem_feat_pred"]),
+    ("dual", ["encoder.conv_in", "encoder.conv_blocks", "encoder.mid", "encoder.semantic_head",
+              "encoder.visual_head", "encoder.norm_out_sem", "encoder.conv_out_sem", "encoder.norm_out_vis",
+              "encoder.conv_out_vis", "quantize_sem", "quant_conv_sem", "quantize_vis", "quant_conv_vis",
+              "post_quant_conv", "decoder", "feat_pred_head"]),
+])
+def test_parameters_come_in_the_reference_registration_order(variant, expected):
+    """Optimizer state is stored by parameter position, so the order must be the reference's."""
+    model = FQGAN(preset("test-16", variant, semantic_heads=True))
+    seen = []
+    for key, _ in model.named_parameters():
+        parts = key.split(".")
+        module = ".".join(parts[:2]) if parts[0] == "encoder" else parts[0]
+        if not seen or seen[-1] != module:
+            seen.append(module)
+    assert seen == expected
