@@ -60,9 +60,16 @@ def split_holdout(paths: Sequence[str], count: int, seed: int) -> Tuple[List[str
 
 
 def load_rgb(path: str) -> Image.Image:
-    """Decode fully and convert to RGB (alpha dropped, as PIL's convert does); raises on a bad file."""
+    """Decode fully and convert to RGB (alpha dropped, as PIL's convert does); raises on a bad file.
+
+    16-bit greyscale (modes I;16*, and I from a 16-bit PNG) keeps its high byte, as the service does
+    (docs/preprocessing.md): PIL's own convert would clip it to white.
+    """
     with Image.open(path) as image:
         image.load()
+        if image.mode.startswith("I;16") or (image.mode == "I" and image.format == "PNG"):
+            high = np.right_shift(np.asarray(image, dtype=np.uint32), 8).astype(np.uint8)
+            return Image.fromarray(high, mode="L").convert("RGB")
         return image.convert("RGB")
 
 

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from fqgan.data import MicroBatchSampler, TrainImages, collate, eval_loader, train_loader
-from fqgan.images import center_crop, list_image_files, random_crop, scan_images, split_holdout, to_unit_range
+from fqgan.images import center_crop, list_image_files, load_rgb, random_crop, scan_images, split_holdout, to_unit_range
 from train_helpers import write_corrupt, write_images
 
 
@@ -109,3 +109,12 @@ def test_holdout_is_seeded_and_disjoint():
     train, held = split_holdout(paths, 3, seed=5)
     assert len(held) == 3 and not set(train) & set(held) and len(train) == 7
     assert split_holdout(paths, 3, seed=5) == (train, held)
+
+
+def test_16_bit_greyscale_keeps_its_high_byte_like_the_service(tmp_path):
+    """PIL alone clips mode I to white; the service keeps value >> 8 (docs/preprocessing.md)."""
+    grey = (np.arange(48 * 64, dtype=np.uint32).reshape(48, 64) * 21).astype(np.uint16)
+    Image.fromarray(grey).save(tmp_path / "g16.png")
+    rgb = np.asarray(load_rgb(str(tmp_path / "g16.png")))
+    assert rgb.shape == (48, 64, 3)
+    assert (rgb == (grey >> 8).astype(np.uint8)[..., None]).all()
