@@ -21,6 +21,7 @@ import { Piscina } from 'piscina';
 // (sharp's advice for worker threads on glibc).
 import 'sharp';
 import { FqError } from '../errors.ts';
+import { workerExecArgv } from '../worker-exec-argv.ts';
 import type { Orientation } from './decode.ts';
 import type { PreprocessReply, PreprocessTask } from './preprocess-worker.ts';
 import { DEFAULT_TEN_CROP_RANGE, type Augment } from './reference-crop.ts';
@@ -112,16 +113,6 @@ export function createPreprocessor(options: PreprocessorOptions): Preprocessor {
 
 function isPositiveInteger(x: number): boolean {
   return Number.isInteger(x) && x > 0;
-}
-
-/**
- * Worker threads inherit the parent's execArgv, which carries tsx's loader when fqtok runs under
- * tsx; the worker is a .ts file, so make sure the loader is there even if the parent was started
- * some other way.
- */
-function workerExecArgv(): string[] {
-  const inherited = process.execArgv;
-  return inherited.some((arg) => arg.includes('tsx')) ? inherited : [...inherited, '--import', import.meta.resolve('tsx')];
 }
 
 const FLOAT_OF_BYTE = byteToUnitRange();

@@ -1,4 +1,4 @@
-// Decoder output (float32 CHW, nominally [-1,1]) to PNG, JPEG or WebP bytes.
+// Decoder output (float32 CHW, nominally [-1,1]) to 8-bit RGB, and 8-bit RGB to PNG, JPEG or WebP bytes.
 import sharp from 'sharp';
 
 export type ImageFormat = 'png' | 'jpeg' | 'webp';
@@ -10,9 +10,9 @@ export const CONTENT_TYPES: Record<ImageFormat, string> = {
 };
 
 /** Clamps to [-1,1] and maps to 8 bits as the reference does: floor(127.5*x + 128), HWC order. */
-export function chwToRgb8(chw: Float32Array, height: number, width: number): Buffer {
+export function chwToRgb8(chw: Float32Array, height: number, width: number): Uint8Array {
   const plane = height * width;
-  const out = Buffer.allocUnsafe(plane * 3);
+  const out = new Uint8Array(plane * 3);
   for (let c = 0; c < 3; c++) {
     const base = c * plane;
     for (let i = 0; i < plane; i++) {
@@ -24,14 +24,9 @@ export function chwToRgb8(chw: Float32Array, height: number, width: number): Buf
   return out;
 }
 
-export async function encodeImage(
-  chw: Float32Array,
-  height: number,
-  width: number,
-  format: ImageFormat,
-  quality?: number,
-): Promise<Buffer> {
-  const image = sharp(chwToRgb8(chw, height, width), { raw: { width, height, channels: 3 } });
+/** rgb: height*width*3 bytes, HWC. */
+export async function encodeRgb8(rgb: Uint8Array, height: number, width: number, format: ImageFormat, quality?: number): Promise<Buffer> {
+  const image = sharp(rgb, { raw: { width, height, channels: 3 } });
   switch (format) {
     case 'png':
       return image.png({ compressionLevel: 6 }).toBuffer();

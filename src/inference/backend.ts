@@ -8,7 +8,10 @@ export interface TokenizerBackend {
   readonly executionProvider: string;
   /** images: float32 NCHW in [-1,1], [batch,3,S,S]. */
   encode(images: Float32Array, batch: number): Promise<TokenBatch>;
-  /** mask: 1 = use the codebook, 0 = zero its vectors. Returns float32 NCHW, not clamped. */
-  decode(tokens: TokenBatch, batch: number, grid: readonly [number, number], mask: Float32Array): Promise<Float32Array>;
+  /**
+   * mask: 1 = use the codebook, 0 = zero its vectors. Returns the images as 8-bit RGB, HWC, one after
+   * another, mapped from the decoder's [-1,1] as the reference does (see tensor-to-image.ts).
+   */
+  decode(tokens: TokenBatch, batch: number, grid: readonly [number, number], mask: Float32Array): Promise<Uint8Array>;
   close(): Promise<void>;
 }

@@ -1,6 +1,6 @@
 // Decode: validated token grids -> tokenizer (with the codebook mask) -> encoded image files.
 import { FqError } from '../errors.ts';
-import { encodeImage, type ImageFormat } from '../imaging/tensor-to-image.ts';
+import { encodeRgb8, type ImageFormat } from '../imaging/tensor-to-image.ts';
 import type { TokenBatch } from './backend.ts';
 import type { SubmitOptions } from './batcher.ts';
 import type { Tokenizer } from './tokenizer.ts';
@@ -81,7 +81,7 @@ export async function decodeGrids(
   const perImage = 3 * height * width;
   return Promise.all(
     Array.from({ length: set.count }, (_, n) =>
-      encodeImage(images.subarray(n * perImage, (n + 1) * perImage), height, width, options.format, options.quality),
+      encodeRgb8(images.subarray(n * perImage, (n + 1) * perImage), height, width, options.format, options.quality),
     ),
   );
 }

@@ -1,45 +1,45 @@
-// The onnxruntime-node backend: one encoder and one decoder session per model version.
+// The onnxruntime-node backend: the encoder and the decoder session of one model version, each in a
+// worker thread of its own (onnxruntime-node's run() would otherwise block the event loop).
 import path from 'node:path';
-import * as ort from 'onnxruntime-node';
+import { Piscina } from 'piscina';
 import type { ExecutionProviderName } from '../config.ts';
 import { logger } from '../logger.ts';
+import { workerExecArgv } from '../worker-exec-argv.ts';
 import type { Manifest } from './manifest.ts';
 import type { TokenBatch, TokenizerBackend } from './backend.ts';
+import type { RunResult, RunTask, SessionConfig, SessionDescription } from './ort-session-worker.ts';
 
 export interface OnnxBackendOptions {
   executionProviders: ExecutionProviderName[];
   intraOpThreads: number;
 }
 
-function sessionOptions(providers: string[], intraOpThreads: number): ort.InferenceSession.SessionOptions {
-  return {
-    executionProviders: providers,
-    graphOptimizationLevel: 'all',
-    // Idle pool threads sleep instead of spinning: the event loop and the preprocessing workers share these cores.
-    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
-    ...(intraOpThreads > 0 ? { intraOpNumThreads: intraOpThreads } : {}),
-  };
+const WORKER_URL = new URL('./ort-session-worker.ts', import.meta.url);
+
+interface SessionThread {
+  pool: Piscina<RunTask, RunResult>;
+  session: SessionConfig;
+  description: SessionDescription;
 }
 
-/** Tries the configured providers in order, then CPU; says in the log which one runs. */
-async function createSession(file: string, options: OnnxBackendOptions): Promise<{ session: ort.InferenceSession; provider: string }> {
-  const wanted = options.executionProviders.filter((p) => p !== 'cpu');
-  for (const provider of wanted) {
-    try {
-      const session = await ort.InferenceSession.create(file, sessionOptions([provider, 'cpu'], options.intraOpThreads));
-      return { session, provider };
-    } catch (err) {
-      logger.warn({ file, provider, err: (err as Error).message }, 'execution provider unavailable, trying the next');
-    }
+/** One session in one thread; the micro-batcher already runs one batch at a time per session. */
+async function sessionThread(file: string, options: OnnxBackendOptions): Promise<SessionThread> {
+  const session: SessionConfig = { file, executionProviders: options.executionProviders, intraOpThreads: options.intraOpThreads };
+  const pool = new Piscina<RunTask, RunResult>({
+    filename: WORKER_URL.href,
+    minThreads: 1,
+    maxThreads: 1,
+    idleTimeout: Number.POSITIVE_INFINITY, // the session is the thread's state: keep it
+    execArgv: workerExecArgv(),
+  });
+  try {
+    const description = (await pool.run(session as never, { name: 'describe' })) as unknown as SessionDescription;
+    for (const f of description.fallbacks) logger.warn({ file, provider: f.provider, reason: f.reason }, 'execution provider unavailable, trying the next');
+    return { pool, session, description };
+  } catch (err) {
+    await pool.close();
+    throw err;
   }
-  const session = await ort.InferenceSession.create(file, sessionOptions(['cpu'], options.intraOpThreads));
-  return { session, provider: 'cpu' };
-}
-
-function toInt32(data: BigInt64Array): Int32Array {
-  const out = new Int32Array(data.length);
-  for (let i = 0; i < data.length; i++) out[i] = Number(data[i]);
-  return out;
 }
 
 function toInt64(data: Int32Array): BigInt64Array {
@@ -51,45 +51,44 @@ function toInt64(data: Int32Array): BigInt64Array {
 export class OnnxBackend implements TokenizerBackend {
   private constructor(
     private readonly manifest: Manifest,
-    private readonly encoder: ort.InferenceSession,
-    private readonly decoder: ort.InferenceSession,
+    private readonly encoder: SessionThread,
+    private readonly decoder: SessionThread,
     readonly executionProvider: string,
   ) {}
 
   static async load(modelDir: string, manifest: Manifest, options: OnnxBackendOptions): Promise<OnnxBackend> {
-    const encoder = await createSession(path.join(modelDir, manifest.encoder.file), options);
-    const decoder = await createSession(path.join(modelDir, manifest.decoder.file), options);
-    return new OnnxBackend(manifest, encoder.session, decoder.session, encoder.provider);
+    const [encoder, decoder] = await Promise.all([
+      sessionThread(path.join(modelDir, manifest.encoder.file), options),
+      sessionThread(path.join(modelDir, manifest.decoder.file), options),
+    ]);
+    return new OnnxBackend(manifest, encoder, decoder, encoder.description.provider);
   }
 
   async encode(images: Float32Array, batch: number): Promise<TokenBatch> {
     const size = this.manifest.image_size;
-    const input = new ort.Tensor('float32', images, [batch, 3, size, size]);
-    const outputs = await this.encoder.run({ [this.manifest.encoder.input]: input });
-    const result: TokenBatch = {};
-    for (const name of this.manifest.encoder.outputs) {
-      const tensor = outputs[name];
-      if (!tensor) throw new Error(`encoder produced no output named ${name}`);
-      result[name] = tensor.type === 'int64' ? toInt32(tensor.data as BigInt64Array) : Int32Array.from(tensor.data as ArrayLike<number>);
-    }
-    return result;
+    // A copy of our own to hand over: the caller's array may be a view into a larger buffer.
+    const own = new Float32Array(images);
+    const result = await this.encoder.pool.run(
+      { session: this.encoder.session, feeds: { [this.manifest.encoder.input]: { type: 'float32', data: own, dims: [batch, 3, size, size] } }, outputs: this.manifest.encoder.outputs, as: 'int32' },
+      { transferList: [own.buffer] },
+    );
+    return result as TokenBatch;
   }
 
-  async decode(tokens: TokenBatch, batch: number, grid: readonly [number, number], mask: Float32Array): Promise<Float32Array> {
-    const feeds: Record<string, ort.Tensor> = {};
+  async decode(tokens: TokenBatch, batch: number, grid: readonly [number, number], mask: Float32Array): Promise<Uint8Array> {
+    const feeds: RunTask['feeds'] = {};
     for (const name of this.manifest.decoder.inputs) {
       const grids = tokens[name];
       if (!grids) throw new Error(`no tokens for codebook ${name}`);
-      feeds[name] = new ort.Tensor('int64', toInt64(grids), [batch, grid[0], grid[1]]);
+      feeds[name] = { type: 'int64', data: toInt64(grids), dims: [batch, grid[0], grid[1]] };
     }
-    feeds[this.manifest.decoder.mask] = new ort.Tensor('float32', mask, [mask.length]);
-    const outputs = await this.decoder.run(feeds);
-    const image = outputs[this.manifest.decoder.output];
-    if (!image) throw new Error(`decoder produced no output named ${this.manifest.decoder.output}`);
-    return image.data as Float32Array;
+    feeds[this.manifest.decoder.mask] = { type: 'float32', data: new Float32Array(mask), dims: [mask.length] };
+    const transferList = Object.values(feeds).map((f) => f.data.buffer as ArrayBuffer);
+    const result = await this.decoder.pool.run({ session: this.decoder.session, feeds, outputs: [this.manifest.decoder.output], as: 'rgb8' }, { transferList });
+    return result[this.manifest.decoder.output] as Uint8Array;
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.encoder.release(), this.decoder.release()]);
+    await Promise.all([this.encoder.pool.close(), this.decoder.pool.close()]);
   }
 }

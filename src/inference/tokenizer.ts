@@ -41,6 +41,17 @@ function concatFloat32(parts: Float32Array[]): Float32Array {
   return out;
 }
 
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
 function concatTokens(parts: TokenBatch[], names: string[]): TokenBatch {
   if (parts.length === 1) return parts[0]!;
   const out: TokenBatch = {};
@@ -65,7 +76,7 @@ function sliceTokens(tokens: TokenBatch, start: number, end: number): TokenBatch
 
 export class Tokenizer {
   private readonly encoder: MicroBatcher<EncodePayload, TokenBatch>;
-  private readonly decoder: MicroBatcher<DecodePayload, Float32Array>;
+  private readonly decoder: MicroBatcher<DecodePayload, Uint8Array>;
   readonly codebookNames: string[];
 
   constructor(
@@ -94,7 +105,7 @@ export class Tokenizer {
       onBatch: (items, ms) => this.observe('encode', items, ms),
       onDropped: (reason) => droppedRequests.inc({ ...labels, operation: 'encode', reason }),
     });
-    this.decoder = new MicroBatcher<DecodePayload, Float32Array>({
+    this.decoder = new MicroBatcher<DecodePayload, Uint8Array>({
       maxBatch: batching.maxBatch,
       maxWaitMs: batching.batchWaitMs,
       maxQueue: batching.maxQueue,
@@ -149,23 +160,23 @@ export class Tokenizer {
     return concatTokens(await Promise.all(chunks), this.codebookNames);
   }
 
-  /** tokens: [count*h*w] per codebook, validated by the caller. Returns [count,3,H,W] float32. */
+  /** tokens: [count*h*w] per codebook, validated by the caller. Returns count 8-bit RGB images, HWC. */
   async decode(
     tokens: TokenBatch,
     count: number,
     grid: readonly [number, number],
     mask: Float32Array,
     options: SubmitOptions = {},
-  ): Promise<Float32Array> {
+  ): Promise<Uint8Array> {
     if (count === 0) throw new FqError('bad_tokens', 'no token grids to decode');
     const cells = grid[0] * grid[1];
-    const chunks: Promise<Float32Array>[] = [];
+    const chunks: Promise<Uint8Array>[] = [];
     for (let start = 0; start < count; start += this.batching.maxBatch) {
       const n = Math.min(this.batching.maxBatch, count - start);
       const part = sliceTokens(tokens, start * cells, (start + n) * cells);
       chunks.push(this.decoder.submit({ tokens: part, count: n, grid, mask }, n, options));
     }
-    return concatFloat32(await Promise.all(chunks));
+    return concatBytes(await Promise.all(chunks));
   }
 
   /** Finishes what was accepted, then frees the sessions. */
