@@ -136,16 +136,16 @@ export class Tokenizer {
     return this.backend.executionProvider;
   }
 
-  get queueDepth(): { encode: number; decode: number } {
-    return { encode: this.encoder.depth, decode: this.decoder.depth };
-  }
-
   private observe(operation: 'encode' | 'decode', items: number, ms: number): void {
     const labels = { model: this.label, operation };
     batchSize.observe(labels, items);
     inferenceDuration.observe(labels, ms / 1000);
     imagesProcessed.inc(labels, items);
-    queueDepth.set(labels, operation === 'encode' ? this.encoder.depth : this.decoder.depth);
+    this.reportDepth(operation);
+  }
+
+  private reportDepth(operation: 'encode' | 'decode'): void {
+    queueDepth.set({ model: this.label, operation }, operation === 'encode' ? this.encoder.depth : this.decoder.depth);
   }
 
   /** images: [count,3,S,S] float32 in [-1,1]. Returns the grids of all images, [count*h*w] per codebook. */
@@ -157,6 +157,7 @@ export class Tokenizer {
       const part = images.subarray(start * perImage, (start + n) * perImage);
       chunks.push(this.encoder.submit({ images: part, count: n }, n, options));
     }
+    this.reportDepth('encode');
     return concatTokens(await Promise.all(chunks), this.codebookNames);
   }
 
@@ -176,6 +177,7 @@ export class Tokenizer {
       const part = sliceTokens(tokens, start * cells, (start + n) * cells);
       chunks.push(this.decoder.submit({ tokens: part, count: n, grid, mask }, n, options));
     }
+    this.reportDepth('decode');
     return concatBytes(await Promise.all(chunks));
   }
 
