@@ -1,13 +1,13 @@
 // Benchmark of the HTTP service against the bare onnxruntime session, in one run. Prints one JSON object.
 //
-//   node --import tsx bench/http-serving.ts [--models-dir models] [--model NAME] [--requests 1000] [--concurrency 8]
+//   node --import tsx bench/http-serving.ts [--models-dir models] [--model NAME] [--requests 1000] [--concurrency 8] [--warmup 200] [--seconds 120]
 //
 // - encode: 512x512 JPEG requests over HTTP at concurrency 8 vs the bare encoder session fed ready
 //   [maxBatch,3,256,256] tensors (images/s; target ratio >= 0.9);
 // - decode: token grids in, PNG out, at concurrency 8 vs the bare decoder session (target >= 0.85);
 // - p50/p99 latency at concurrency 1 and 8; the server's event-loop delay p99 under load (from its
 //   /metrics, which resets the histogram at every scrape; target < 50 ms);
-// - the server's RSS after the first 200 and after all (~2,600) requests (target: within 10%).
+// - the server's RSS after the first (warm-up) 200 and after all (~2,600) requests (target: within 10%).
 // The server runs in a child process so that the load generator does not share its event loop.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -26,6 +26,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '8' },
     'max-batch': { type: 'string', default: '8' },
     seconds: { type: 'string', default: '120' },
+    warmup: { type: 'string', default: '200' },
   },
 });
 const modelDir = path.join(values['models-dir'], values.model);
@@ -131,8 +132,9 @@ try {
   };
   const total = Number(values.requests);
   // The first 200 requests (both operations, concurrency 8) let the allocator arenas reach their working size.
-  await load(concurrency, 100, encodeOnce);
-  await load(concurrency, 100, decodeOnce);
+  const warmup = Number(values.warmup);
+  await load(concurrency, warmup / 2, encodeOnce);
+  await load(concurrency, warmup / 2, decodeOnce);
   const rssAfter200 = await metric(url, 'fqtok_process_resident_memory_bytes');
   await metric(url, 'fqtok_nodejs_eventloop_lag_p99_seconds'); // resets the histogram
   const encode1 = await load(1, 200, encodeOnce);
@@ -142,7 +144,7 @@ try {
   const decode8 = await load(concurrency, total, decodeOnce);
   const lagDecode = await metric(url, 'fqtok_nodejs_eventloop_lag_p99_seconds');
   const rssEnd = await metric(url, 'fqtok_process_resident_memory_bytes');
-  const served = 200 + encode1.requests + encode8.requests + decode1.requests + decode8.requests;
+  const served = warmup + encode1.requests + encode8.requests + decode1.requests + decode8.requests;
   console.log(
     JSON.stringify(
       {
@@ -152,8 +154,8 @@ try {
         http: { encode_c1: encode1, encode_c8: encode8, decode_c1: decode1, decode_c8: decode8 },
         ratio_http_to_bare: { encode_c8: encode8.per_s / bareEncode, decode_png_c8: decode8.per_s / bareDecode },
         event_loop_delay_p99_ms: { encode_load: lagEncode * 1000, decode_load: lagDecode * 1000 },
-        rss_mb: { after_first_200: rssAfter200 / 2 ** 20, after_all: rssEnd / 2 ** 20, requests_served: served },
-        rss_growth_after_200: rssEnd / rssAfter200 - 1,
+        rss_mb: { after_warmup: rssAfter200 / 2 ** 20, after_all: rssEnd / 2 ** 20, requests_served: served },
+        rss_growth_after_warmup: rssEnd / rssAfter200 - 1,
       },
       null,
       2,
