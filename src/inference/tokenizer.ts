@@ -30,20 +30,12 @@ interface DecodePayload {
   mask: Float32Array;
 }
 
-function concatFloat32(parts: Float32Array[]): Float32Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
+type Chunk = Float32Array | Uint8Array | Int32Array;
 
-function concatBytes(parts: Uint8Array[]): Uint8Array {
+/** Joins per-entry (or per-chunk) arrays into one; a single part is returned as it is. */
+function concat<T extends Chunk>(parts: T[], allocate: (length: number) => T): T {
   if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  const out = allocate(parts.reduce((n, p) => n + p.length, 0));
   let offset = 0;
   for (const part of parts) {
     out.set(part, offset);
@@ -55,16 +47,7 @@ function concatBytes(parts: Uint8Array[]): Uint8Array {
 function concatTokens(parts: TokenBatch[], names: string[]): TokenBatch {
   if (parts.length === 1) return parts[0]!;
   const out: TokenBatch = {};
-  for (const name of names) {
-    const arrays = parts.map((p) => p[name]!);
-    const merged = new Int32Array(arrays.reduce((n, a) => n + a.length, 0));
-    let offset = 0;
-    for (const a of arrays) {
-      merged.set(a, offset);
-      offset += a.length;
-    }
-    out[name] = merged;
-  }
+  for (const name of names) out[name] = concat(parts.map((p) => p[name]!), (n) => new Int32Array(n));
   return out;
 }
 
@@ -94,7 +77,7 @@ export class Tokenizer {
       maxQueue: batching.maxQueue,
       run: async (payloads) => {
         const count = payloads.reduce((n, p) => n + p.count, 0);
-        const tokens = await backend.encode(concatFloat32(payloads.map((p) => p.images)), count);
+        const tokens = await backend.encode(concat(payloads.map((p) => p.images), (n) => new Float32Array(n)), count);
         let offset = 0;
         return payloads.map((p) => {
           const part = sliceTokens(tokens, offset * gh * gw, (offset + p.count) * gh * gw);
@@ -178,7 +161,7 @@ export class Tokenizer {
       chunks.push(this.decoder.submit({ tokens: part, count: n, grid, mask }, n, options));
     }
     this.reportDepth('decode');
-    return concatBytes(await Promise.all(chunks));
+    return concat(await Promise.all(chunks), (n) => new Uint8Array(n));
   }
 
   /** Finishes what was accepted, then frees the sessions. */

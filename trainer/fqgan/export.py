@@ -51,12 +51,8 @@ def log(message: str) -> None:
 # ----------------------------------------------------------------------------- graphs
 
 
-class EncoderGraph(nn.Module):
-    """image [B,3,S,S] -> one int64 [B,h,w] token grid per codebook.
-
-    The normalised codebooks are frozen into buffers computed by PyTorch itself, so the ONNX graph
-    searches exactly the vectors PyTorch searches, with the same dot-product formula.
-    """
+class _FrozenCodebooks(nn.Module):
+    """Holds the model and its normalised codebooks as buffers, as PyTorch computes them."""
 
     def __init__(self, model: FQGAN) -> None:
         super().__init__()
@@ -64,6 +60,14 @@ class EncoderGraph(nn.Module):
         self.names = model.codebook_names
         for name in self.names:
             self.register_buffer(f"codebook_{name}", model.quantizer(name).codebook().detach().clone())
+
+
+class EncoderGraph(_FrozenCodebooks):
+    """image [B,3,S,S] -> one int64 [B,h,w] token grid per codebook.
+
+    The normalised codebooks are frozen into buffers computed by PyTorch itself, so the ONNX graph
+    searches exactly the vectors PyTorch searches, with the same dot-product formula.
+    """
 
     def forward(self, image: Tensor) -> Tuple[Tensor, ...]:
         pre_quant = self.model.pre_quant(image)
@@ -74,15 +78,8 @@ class EncoderGraph(nn.Module):
         )
 
 
-class DecoderGraph(nn.Module):
+class DecoderGraph(_FrozenCodebooks):
     """one int64 [B,h,w] grid per codebook + codebook_mask [k] -> image [B,3,H,W] (not clamped)."""
-
-    def __init__(self, model: FQGAN) -> None:
-        super().__init__()
-        self.model = model
-        self.names = model.codebook_names
-        for name in self.names:
-            self.register_buffer(f"codebook_{name}", model.quantizer(name).codebook().detach().clone())
 
     def forward(self, *inputs: Tensor) -> Tensor:
         *grids, mask = inputs
