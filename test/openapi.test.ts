@@ -3,11 +3,8 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
-import { currentOpenApiYaml } from '../src/cli/openapi-command.ts';
-import { createApp } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
+import { currentOpenApiYaml, documentationApp } from '../src/cli/openapi-command.ts';
 import { openApiDocument } from '../src/http/openapi-document.ts';
-import { ModelRegistry } from '../src/inference/registry.ts';
 import { ROOT } from './helpers/server.ts';
 
 test('the committed openapi.yaml is the one the routes generate (run `npm run openapi` after changing a route)', async () => {
@@ -16,8 +13,7 @@ test('the committed openapi.yaml is the one the routes generate (run `npm run op
 });
 
 test("every route of the app is in the document and every documented operation is a route", () => {
-  const config = loadConfig({});
-  const app = createApp({ config, registry: new ModelRegistry(config), preprocessor: { preprocess: async () => [] }, lifecycle: { shuttingDown: false } });
+  const app = documentationApp();
   const doc = openApiDocument(app);
   const documented = new Set(
     Object.entries(doc.paths ?? {}).flatMap(([p, ops]) => Object.keys(ops as object).map((m) => `${m.toUpperCase()} ${p.replace(/\{(\w+)\}/g, ':$1')}`)),

@@ -4,14 +4,17 @@ import { loadConfig } from '../config.ts';
 import { openApiYaml } from '../http/openapi-document.ts';
 import { ModelRegistry } from '../inference/registry.ts';
 
-/** The routes do not touch their dependencies until a request comes, so none are loaded here. */
-export function currentOpenApiYaml(): string {
+/** The app's routes, for reading them: routes touch their dependencies only on a request, so none are loaded. */
+export function documentationApp() {
   const config = loadConfig({});
-  const app = createApp({
+  return createApp({
     config,
     registry: new ModelRegistry(config),
     preprocessor: { preprocess: () => Promise.reject(new Error('not serving')) },
     lifecycle: { shuttingDown: true },
   });
-  return openApiYaml(app);
+}
+
+export function currentOpenApiYaml(): string {
+  return openApiYaml(documentationApp());
 }

@@ -6,11 +6,12 @@ import { decodeGrids, type GridSet } from '../inference/decode-grids.ts';
 import { encodeImages, selectCodebooks, type SourceImage } from '../inference/encode-images.ts';
 import { ModelRegistry } from '../inference/registry.ts';
 import type { Augment } from '../inference/views.ts';
+import type { Orientation } from '../imaging/decode.ts';
 
 export interface EncodeOptions {
   model?: string;
   augment: Augment;
-  orientation: 'ignore' | 'exif';
+  orientation: Orientation;
 }
 
 export interface EncodedFiles {

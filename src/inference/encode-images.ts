@@ -6,7 +6,9 @@ import type { SubmitOptions } from './batcher.ts';
 import type { Tokenizer } from './tokenizer.ts';
 import { VIEWS, type Augment } from './views.ts';
 
-export type Orientation = 'ignore' | 'exif';
+import type { Orientation } from '../imaging/decode.ts';
+
+export type { Orientation };
 
 /** What encode needs from preprocessing: bytes in, the crops of every view out (HWC RGB uint8). */
 export interface CropSource {

@@ -1,5 +1,7 @@
 // Names of the views an augmentation produces per image, in the order the crops come out.
-export type Augment = 'none' | 'flip' | 'ten_crop';
+import type { Augment } from '../imaging/reference-crop.ts';
+
+export type { Augment };
 
 const FIVE = ['top_left', 'top_right', 'bottom_left', 'bottom_right', 'center'];
 
