@@ -84,10 +84,10 @@ def _train(spec: TrainSpec, events: Events) -> int:
         field = "device.precision" if "precision" in str(error) else "device.device"
         return _refuse(events, [Problem(field, str(error))])
 
-    dist = distributed.setup(device.type == "cuda")
-    if device.type == "cuda":
-        device = torch.device("cuda", dist.local_rank)
     try:
+        dist = distributed.setup(device.type == "cuda", spec.device.dist_timeout_s)
+        if device.type == "cuda":
+            device = torch.device("cuda", dist.local_rank)
         trainer = Trainer(spec, events, dist, device, precision, stop)
         trainer.setup()
         return trainer.run()
@@ -97,7 +97,13 @@ def _train(spec: TrainSpec, events: Events) -> int:
         traceback.print_exc(file=sys.stderr)
         events.emit("error", message=f"{type(error).__name__}: {error}")
         if not events.enabled:
-            warn(f"rank {dist.rank} failed: {error}")
+            warn(f"rank {os.environ.get('RANK', '?')} failed: {error}")
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            # After a failed collective, destroying the process group can deadlock (torch joins gloo's
+            # worker thread while holding the GIL that thread waits for): leave without tearing down.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_FAILED)
         return EXIT_FAILED
     finally:
         distributed.teardown()

@@ -129,6 +129,9 @@ class DeviceSpec:
         "auto", "autocast dtype; auto = bf16 on CUDA with bf16 support, else fp32; fp16 uses loss scaling",
                            _one_of("auto", "fp32", "bf16", "fp16"))
     num_workers: int = _spec(4, "DataLoader worker processes per training process", _non_negative)
+    dist_timeout_s: float = _spec(
+        600.0, "distributed runs: seconds the rendezvous or any collective may wait for the other ranks before "
+        "the run fails (long enough for rank 0's evaluation and export, which the others wait for)", _positive)
 
 
 @dataclass
