@@ -22,15 +22,16 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "trainer"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "trainer", "tests"))
 
 from fqgan import distributed  # noqa: E402
 from fqgan.config import preset  # noqa: E402
 from fqgan.events import Events  # noqa: E402
 from fqgan.lpips import VGG16Features  # noqa: E402
-from fqgan.teachers import save_pretrained, tiny_backbone  # noqa: E402
 from fqgan.train_config import TrainSpec  # noqa: E402
 from fqgan.trainer import StopFlag, Trainer  # noqa: E402
 from fqgan.vit import ClipVision, DinoV2, ViTConfig  # noqa: E402
+from teacher_fixtures import save_pretrained, tiny_backbone  # noqa: E402  (test towers, trainer/tests)
 
 # Released teacher towers by feature width: (kind, layers, heads, patch, trained image size).
 RELEASED_TOWERS = {384: ("dino", 12, 6, 14, 518), 768: ("clip", 12, 12, 16, 224), 1024: ("clip", 24, 16, 14, 224)}

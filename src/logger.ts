@@ -5,4 +5,3 @@ export const logger = pino(
   { level: process.env.FQ_LOG_LEVEL ?? 'info', base: { service: 'fqtok' } },
   pino.destination(2),
 );
-export type Logger = typeof logger;

@@ -6,7 +6,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { integrityCheck, openDatabase } from '../src/db/client.ts';
+import { openDatabase } from '../src/db/client.ts';
+import { integrityCheck } from './helpers/integrity-check.ts';
 import { bearer, ADMIN_TOKEN, CPU, exportTinyModel, makeDataset, tinyHyperparameters, waitFor } from './helpers/finetune.ts';
 import { ROOT } from './helpers/server.ts';
 

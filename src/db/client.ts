@@ -21,9 +21,3 @@ export function openDatabase(file: string): Db {
   migrate(db, { migrationsFolder: MIGRATIONS_DIR });
   return db;
 }
-
-/** `PRAGMA integrity_check`: 'ok' or the first problems SQLite reports. */
-export function integrityCheck(db: Db): string {
-  const rows = db.$client.pragma('integrity_check') as { integrity_check: string }[];
-  return rows.map((r) => r.integrity_check).join('; ');
-}

@@ -198,21 +198,6 @@ def field_checks(spec: TrainSpec) -> List[Problem]:
     return problems
 
 
-def describe_fields() -> Dict[str, str]:
-    """Dotted field name -> help text, for documentation and error hints."""
-    out: Dict[str, str] = {}
-
-    def walk(cls: type, prefix: str) -> None:
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            if dataclasses.is_dataclass(hints[f.name]):
-                walk(hints[f.name], prefix + f.name + ".")
-            else:
-                out[prefix + f.name] = f.metadata.get("help", "")
-
-    walk(TrainSpec, "")
-    return out
-
 
 def _parse(cls: type, values: Any, prefix: str, problems: List[Problem]) -> Any:
     where = prefix.rstrip(".") or "spec"

@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fqgan.teachers import Teacher, load_teacher, save_pretrained, tiny_backbone
+from fqgan.teachers import Teacher, load_teacher
 from fqgan.weights_io import load_safetensors, save_safetensors
+from teacher_fixtures import save_pretrained, tiny_backbone
 from train_helpers import one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")

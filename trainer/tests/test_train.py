@@ -1,12 +1,14 @@
 """The `python -m fqgan.train` contract: spec validation, events, learning, checkpoints, resume,
 fine-tuning, cancellation."""
 import argparse
+import dataclasses
 import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import typing
 from types import SimpleNamespace
 
 import pytest
@@ -18,7 +20,7 @@ from fqgan.config import preset
 from fqgan.data import eval_loader
 from fqgan.events import Events
 from fqgan.model import FQGAN
-from fqgan.train_config import TrainSpec, describe_fields
+from fqgan.train_config import TrainSpec
 from fqgan.trainer import StopFlag, Trainer
 from train_helpers import (TRAINER_DIR, cli_env, make_spec, of_kind, one_thread, parse_events,  # noqa: F401
                            run_train, save_spec, write_corrupt, write_images, write_lpips_weights, write_teachers)
@@ -35,6 +37,18 @@ def assets(tmp_path_factory):
     vgg, lin = write_lpips_weights(str(root / "lpips"))
     dino, clip = write_teachers(str(root / "teachers"))
     return SimpleNamespace(dataset=dataset, corrupt=corrupt, vgg=vgg, lin=lin, dino=dino, clip=clip)
+
+
+def spec_field_names(cls: type, prefix: str = "") -> set:
+    """Every dotted leaf field of the spec dataclasses."""
+    hints = typing.get_type_hints(cls)
+    names = set()
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            names |= spec_field_names(hints[f.name], prefix + f.name + ".")
+        else:
+            names.add(prefix + f.name)
+    return names
 
 
 def spec_file(tmp_path, assets, name="spec.json", **hp):
@@ -57,7 +71,7 @@ def test_example_spec_is_complete_and_round_trips():
         return {k for key, v in d.items()
                 for k in (flatten(v, f"{prefix}{key}.") if nested(key, v) else {prefix + key})}
 
-    assert flatten(values) == set(describe_fields())
+    assert flatten(values) == set(spec_field_names(TrainSpec))
     assert values["hyperparameters"]["disc_start"] == 20000 and values["weights"]["dino"].startswith("/path/to/")
 
 

@@ -72,7 +72,7 @@ def write_lpips_weights(folder: str, seed: int = 0) -> Tuple[str, str]:
 
 def write_teachers(folder: str) -> Tuple[str, str]:
     """Tiny DINOv2 and CLIP towers as Hugging Face directories (config.json + model.safetensors)."""
-    from fqgan.teachers import save_pretrained, tiny_backbone
+    from teacher_fixtures import save_pretrained, tiny_backbone
 
     dino, clip = os.path.join(folder, "dinov2-tiny"), os.path.join(folder, "clip-tiny")
     save_pretrained(tiny_backbone("dino", DINO_DIM, seed=1), "dino", dino)
