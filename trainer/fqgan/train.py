@@ -5,7 +5,8 @@
     python -m fqgan.train --example-spec              a complete spec with every default
 
 Exit codes: 0 finished (or spec valid), 2 spec refused, 143 cancelled by SIGTERM/SIGINT after saving a
-checkpoint (a `cancelled` event names it), 1 any other failure (an `error` event says why).
+checkpoint (a `cancelled` event names it), 1 any other failure (an `error` event says why). A stop that
+cannot save and exit within `stop_deadline_s` is ended by SIGALRM (status 142).
 Events go to stdout, one JSON object per line; warnings and tracebacks go to stderr.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 import traceback
 from typing import List, Optional
 
-from .events import Events, warn
+from .events import Events, warn, write_or_discard
 from .train_config import Problem, SpecError, TrainSpec
 from .validate import check_spec
 
@@ -73,9 +74,10 @@ def _train(spec: TrainSpec, events: Events) -> int:
     import torch
 
     from . import amp, distributed
-    from .trainer import StopFlag, Trainer
+    from .stopping import StopFlag
+    from .trainer import Trainer
 
-    stop = StopFlag()
+    stop = StopFlag(spec.stop_deadline_s)
     stop.install()
     try:
         device = amp.resolve_device(spec.device.device)
@@ -87,19 +89,20 @@ def _train(spec: TrainSpec, events: Events) -> int:
     dist = distributed.setup(device.type == "cuda")
     if device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
+    trainer = Trainer(spec, events, dist, device, precision, stop)
     try:
-        trainer = Trainer(spec, events, dist, device, precision, stop)
         trainer.setup()
         return trainer.run()
     except SpecError as error:
         return _refuse(events, error.problems)
     except Exception as error:  # the service needs an event, not only a traceback
-        traceback.print_exc(file=sys.stderr)
+        write_or_discard(sys.stderr, traceback.format_exc())
         events.emit("error", message=f"{type(error).__name__}: {error}")
         if not events.enabled:
             warn(f"rank {dist.rank} failed: {error}")
         return EXIT_FAILED
     finally:
+        trainer.close()
         distributed.teardown()
 
 

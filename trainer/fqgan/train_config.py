@@ -144,6 +144,9 @@ class TrainSpec:
     base_weights: str = _spec("model", "which weights of base_checkpoint to start from", _one_of("model", "ema"))
     resume: Optional[str] = _spec(
         None, "a checkpoint of this trainer to continue (steps, optimizers, EMA); overrides base_checkpoint")
+    stop_deadline_s: float = _spec(
+        8.0, "seconds from SIGTERM/SIGINT to exit: the step in flight ends and a checkpoint is saved; "
+             "past this the kernel ends the trainer (SIGALRM) without one", _positive)
     model: ModelSpec = field(default_factory=ModelSpec,
                              metadata={"help": "architecture of a fresh model", "check": None})
     hyperparameters: Hyperparameters = field(default_factory=Hyperparameters, metadata={"help": "", "check": None})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import time
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -22,25 +21,12 @@ from .events import Events, warn
 from .images import scan_images, split_holdout
 from .model import FQGAN
 from .objective import DiscriminatorPair, GeneratorStep, Objective
+from .stopping import StopFlag
 from .train_checkpoints import CheckpointStore
 from .train_config import Problem, SpecError, TrainSpec
 from .train_setup import check_teacher_widths, load_discriminator, load_lpips, load_starting_point, load_teachers
 
 EXIT_CANCELLED = 143  # 128 + SIGTERM: a cancelled run, with its `cancelled` event and checkpoint
-
-
-class StopFlag:
-    """Set by SIGTERM/SIGINT; the loop checks it between steps and checkpoints before leaving."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
 
 
 class Trainer:
@@ -104,6 +90,10 @@ class Trainer:
                                     world, start=self.step * hp.grad_accum)
         self.batches = iter(train_loader(self.train_paths, self.image_size, sampler, spec.device.num_workers,
                                          pin_memory=self.device.type == "cuda"))
+
+    def close(self) -> None:
+        """Stops the DataLoader workers now: left to interpreter exit, multiprocessing would wait for them."""
+        self.batches = iter(())  # the last reference: the loader iterator shuts its workers down
 
     def _find_images(self) -> None:
         spec, hp = self.spec, self.hp
