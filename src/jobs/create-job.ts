@@ -22,6 +22,8 @@ export interface CreateJobDeps {
   datasetsDir: string;
   jobsDir: string;
   weightsDir: string;
+  /** How long a stopping trainer may take to checkpoint and exit; the trainer enforces it itself too. */
+  cancelGraceMs: number;
 }
 
 export interface Created {
@@ -56,6 +58,7 @@ export async function createFinetuneJob(deps: CreateJobDeps, request: FinetuneRe
     baseVariant: base.tokenizer.model.manifest.variant,
     basePreset: base.tokenizer.model.manifest.preset,
     weightsDir: deps.weightsDir,
+    stopDeadlineMs: deps.cancelGraceMs,
   });
   await mkdir(paths.dir, { recursive: true });
   try {

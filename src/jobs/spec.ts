@@ -21,6 +21,7 @@ export interface SpecInputs {
   baseVariant: 'triple' | 'dual';
   basePreset?: string | null;
   weightsDir: string;
+  stopDeadlineMs: number;
 }
 
 /**
@@ -47,6 +48,8 @@ export function buildSpec(i: SpecInputs): Record<string, unknown> {
     base_checkpoint: i.baseCheckpoint,
     base_weights: i.request.base_weights ?? 'model',
     resume: null,
+    // The trainer ends itself this long after SIGTERM, so it stops in time even when the service is gone.
+    stop_deadline_s: i.stopDeadlineMs / 1000,
     model: { ...i.defaults.model, preset: i.basePreset ?? i.defaults.model?.preset, variant: i.baseVariant },
     hyperparameters: { ...i.defaults.hyperparameters, ...i.request.hyperparameters },
     weights: weightFiles(i.weightsDir, i.baseVariant),
