@@ -137,6 +137,9 @@ class TrainSpec:
         PLACEHOLDER + "images", "folder of training images, searched recursively (ImageFolder-style or flat)")
     output_dir: str = _spec(
         PLACEHOLDER + "job", "checkpoints go to output_dir/checkpoints, the servable model to output_dir/model")
+    datasets_root: Optional[str] = _spec(
+        None, "when set, dataset and eval_dataset must be folders inside it, and no file whose real path "
+              "(symlinks resolved) leaves it is read; null = no such limit")
     eval_dataset: Optional[str] = _spec(
         None, "folder of evaluation images; null = hold out hyperparameters.eval_images from dataset")
     base_checkpoint: Optional[str] = _spec(

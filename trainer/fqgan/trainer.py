@@ -25,6 +25,7 @@ from .stopping import StopFlag
 from .train_checkpoints import CheckpointStore
 from .train_config import Problem, SpecError, TrainSpec
 from .train_setup import check_teacher_widths, load_discriminator, load_lpips, load_starting_point, load_teachers
+from .validate import outside_problem
 
 EXIT_CANCELLED = 143  # 128 + SIGTERM: a cancelled run, with its `cancelled` event and checkpoint
 
@@ -97,13 +98,18 @@ class Trainer:
 
     def _find_images(self) -> None:
         spec, hp = self.spec, self.hp
-        found = scan_images(spec.dataset)
+        found = scan_images(spec.dataset, within=spec.datasets_root)
         for path in found.unreadable:
             warn(f"skipping unreadable image {path}")
         self.unreadable = list(found.unreadable)
-        if spec.eval_dataset:
+        # --check refused these already; a link made since is refused the same way (never read: not listed)
+        eval_found = scan_images(spec.eval_dataset, within=spec.datasets_root) if spec.eval_dataset else None
+        for name, listing in (("dataset", found), ("eval_dataset", eval_found)):
+            if listing is not None and listing.outside:
+                raise SpecError([outside_problem(name, listing.outside)])
+        if eval_found is not None:
             self.train_paths = found.paths
-            eval_paths = scan_images(spec.eval_dataset).paths
+            eval_paths = eval_found.paths
             self.eval_paths = eval_paths[: hp.eval_images] if hp.eval_images else eval_paths
         else:
             self.train_paths, self.eval_paths = split_holdout(found.paths, hp.eval_images, hp.seed)
