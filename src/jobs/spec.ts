@@ -16,6 +16,7 @@ export interface SpecInputs {
   request: FinetuneRequest;
   defaults: Record<string, any>; // the trainer's --example-spec
   datasetDir: string;
+  datasetsRoot: string;
   outputDir: string;
   baseCheckpoint: string;
   baseVariant: 'triple' | 'dual';
@@ -43,6 +44,7 @@ export function buildSpec(i: SpecInputs): Record<string, unknown> {
   return {
     ...i.defaults,
     dataset: i.datasetDir,
+    datasets_root: i.datasetsRoot, // the trainer reads no file whose real path leaves it
     output_dir: i.outputDir,
     eval_dataset: null,
     base_checkpoint: i.baseCheckpoint,
@@ -59,7 +61,7 @@ export function buildSpec(i: SpecInputs): Record<string, unknown> {
 
 /** The trainer names spec fields; the caller knows request fields. Server paths are not echoed back. */
 export function toRequestField(problem: FieldError, paths: { datasetDir: string; dataset: string }): FieldError {
-  const message = problem.message.replaceAll(paths.datasetDir, paths.dataset);
+  const message = problem.message.replaceAll(paths.datasetDir, paths.dataset).replaceAll('datasets_root', 'the datasets root');
   if (problem.field === 'base_checkpoint' || problem.field === 'model.variant' || problem.field === 'base_weights') {
     return { field: problem.field === 'base_weights' ? 'base_weights' : 'base_model', message };
   }
