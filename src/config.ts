@@ -33,7 +33,7 @@ const configSchema = z.object({
   FQ_MAX_INPUT_PIXELS: positiveInt.default(64_000_000), // per image; refused before decoding
   FQ_PREPROCESS_THREADS: nonNegativeInt.default(0), // 0: one per core
   FQ_JOB_CONCURRENCY: positiveInt.default(1),
-  FQ_JOB_CANCEL_GRACE_MS: positiveInt.default(15_000),
+  FQ_JOB_CANCEL_GRACE_MS: positiveInt.default(8_000), // also the trainer's own stop deadline: < 10 s
   FQ_SHUTDOWN_GRACE_MS: positiveInt.default(30_000),
   FQ_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

@@ -75,6 +75,17 @@ before(async () => {
   await writeFile(path.join(datasets, 'no-images', 'notes.txt'), 'not an image');
   await mkdir(path.join(datasets, 'broken'));
   await writeFile(path.join(datasets, 'broken', 'a.png'), 'definitely not a png');
+  // Symlinks: to the root itself; inside a dataset, out of the root (seen by the service's quick look,
+  // and one deeper than it looks, which the trainer's --check finds); and links that stay inside (allowed).
+  await symlink(datasets, path.join(datasets, 'everything'));
+  await makeDataset(path.join(datasets, 'leaky'), 4);
+  await symlink(path.join(tmp, 'outside', 'img-0.png'), path.join(datasets, 'leaky', 'img-9.png'));
+  await makeDataset(path.join(datasets, 'leaky-deep'), 8);
+  await mkdir(path.join(datasets, 'leaky-deep', 'z'));
+  await symlink(path.join(tmp, 'outside'), path.join(datasets, 'leaky-deep', 'z', 'more'));
+  await symlink(path.join(datasets, 'photos'), path.join(datasets, 'alias'));
+  await mkdir(path.join(datasets, 'linked'));
+  for (const i of [0, 1, 2, 3]) await symlink(path.join(datasets, 'photos', `img-${i}.png`), path.join(datasets, 'linked', `img-${i}.png`));
 
   env = {
     FQ_MODELS_DIR: path.join(tmp, 'models'),
@@ -127,9 +138,19 @@ describe('validation before queueing', () => {
     ['unknown base model', { base_model: 'nope' }, 'base_model', /unknown model 'nope'/],
     ['base model without a checkpoint', { base_model: 'nockpt' }, 'base_model', /no PyTorch checkpoint/],
     ['missing dataset folder', { dataset: 'missing' }, 'dataset', /not found/],
-    ['dataset escaping with ..', { dataset: '../outside' }, 'dataset', /outside the datasets root/],
+    ['dataset escaping with ..', { dataset: '../outside' }, 'dataset', /directly under the datasets root/],
     ['dataset escaping through a symlink', { dataset: 'escape' }, 'dataset', /outside the datasets root/],
-    ['absolute dataset path', { dataset: path.join(tmp ?? '/tmp', 'outside') }, 'dataset', /relative/],
+    ['absolute dataset path', { dataset: path.join(tmp ?? '/tmp', 'outside') }, 'dataset', /directly under the datasets root/],
+    ['the datasets root as "."', { dataset: '.' }, 'dataset', /directly under the datasets root/],
+    ['the datasets root as ".."', { dataset: '..' }, 'dataset', /directly under the datasets root/],
+    ['empty dataset name', { dataset: '' }, 'dataset', />=1 characters|directly under/],
+    ['a nested dataset path', { dataset: 'photos/.' }, 'dataset', /directly under the datasets root/],
+    ['a symlink to the datasets root', { dataset: 'everything' }, 'dataset', /the datasets root itself/],
+    ['a dataset holding a symlink out of the root', { dataset: 'leaky' }, 'dataset', /'leaky\/img-9\.png' leads outside the datasets root/],
+    ['a dataset holding a symlink out of the root, deeper than the quick look', { dataset: 'leaky-deep' }, 'dataset', /outside the datasets root .*leaky-deep\/z\/more/],
+    // Links that stay inside the root pass both checks: only the (too large) batch is refused.
+    ['a symlinked dataset inside the root', { dataset: 'alias', hyperparameters: tinyHyperparameters(2, { batch_size: 64 }) }, 'hyperparameters.batch_size', /more than the 4 training images/],
+    ['a dataset of symlinks inside the root', { dataset: 'linked', hyperparameters: tinyHyperparameters(2, { batch_size: 64 }) }, 'hyperparameters.batch_size', /more than the 4 training images/],
     ['dataset without images', { dataset: 'no-images' }, 'dataset', /no image files/],
     ['dataset with undecodable images', { dataset: 'broken' }, 'dataset', /decodes/],
     ['bad output model name', { output_model: '../evil' }, 'output_model', /must match/],

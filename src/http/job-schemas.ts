@@ -8,7 +8,7 @@ export const FinetuneRequestSchema = z
   .object({
     base_model: z.string().min(1).openapi({ description: 'A served model whose manifest names a PyTorch checkpoint', example: 'fqgan-triple-vq16-tiny' }),
     base_version: z.number().int().positive().optional().openapi({ description: 'Default: the latest version' }),
-    dataset: z.string().min(1).openapi({ description: 'A folder of images, relative to FQ_DATASETS_DIR', example: 'my-photos' }),
+    dataset: z.string().min(1).openapi({ description: 'The name of a folder of images directly under FQ_DATASETS_DIR (no path); symlinks in it may not lead outside FQ_DATASETS_DIR', example: 'my-photos' }),
     output_model: z.string().min(1).openapi({ description: 'Name to publish the result under (a new name starts at version 1)', example: 'my-tokenizer' }),
     hyperparameters: z
       .record(z.string(), z.unknown())

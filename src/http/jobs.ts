@@ -42,7 +42,7 @@ const createJobRoute = createRoute({
   path: '/jobs/finetune',
   summary: 'Queue a fine-tuning job (admin)',
   description:
-    'Validated before queueing: the base model is served and has a checkpoint, the dataset is a folder inside FQ_DATASETS_DIR holding decodable images, and the trainer accepts every hyperparameter and finds the weights of every enabled loss. An Idempotency-Key header makes retries safe: the same key and body answer with the same job.',
+    'Validated before queueing: the base model is served and has a checkpoint, the dataset names a folder directly under FQ_DATASETS_DIR that holds decodable images and no symlink leading outside FQ_DATASETS_DIR, and the trainer accepts every hyperparameter and finds the weights of every enabled loss. An Idempotency-Key header makes retries safe: the same key and body answer with the same job.',
   security,
   request: {
     headers: z.object({ 'idempotency-key': z.string().min(1).max(255).optional() }),
@@ -77,7 +77,7 @@ const cancelJobRoute = createRoute({
   path: '/jobs/{id}/cancel',
   summary: 'Cancel a job (admin)',
   description:
-    'A queued job is cancelled at once. A running one gets SIGTERM (the trainer saves a checkpoint and stops), then SIGKILL after FQ_JOB_CANCEL_GRACE_MS; its status becomes `cancelled` when the trainer has stopped (`cancel_requested_at` is set meanwhile).',
+    'A queued job is cancelled at once. A running one gets SIGTERM (the trainer saves a checkpoint and stops), then SIGKILL after FQ_JOB_CANCEL_GRACE_MS (the trainer also ends itself then); its status becomes `cancelled` when the trainer has stopped (`cancel_requested_at` is set meanwhile).',
   security,
   request: { params: JobIdParamsSchema },
   responses: { 200: json(JobSchema, 'The job'), ...problems(401, 403, 404, 409) },

@@ -7,7 +7,7 @@ import { FqError, type FieldError } from '../errors.ts';
 import type { ModelRegistry } from '../inference/registry.ts';
 import type { Tokenizer } from '../inference/tokenizer.ts';
 import type { JobRow } from '../db/schema.ts';
-import { checkHoldsImages, resolveDataset } from './dataset.ts';
+import { checkHoldsImages, resolveDataset, type DatasetFolder } from './dataset.ts';
 import type { JobStore } from './job-store.ts';
 import { jobPaths } from './layout.ts';
 import { buildSpec, toRequestField, type FinetuneRequest } from './spec.ts';
@@ -22,6 +22,8 @@ export interface CreateJobDeps {
   datasetsDir: string;
   jobsDir: string;
   weightsDir: string;
+  /** How long a stopping trainer may take to checkpoint and exit; the trainer enforces it itself too. */
+  cancelGraceMs: number;
 }
 
 export interface Created {
@@ -42,8 +44,9 @@ export async function createFinetuneJob(deps: CreateJobDeps, request: FinetuneRe
     problems.push({ field: 'output_model', message: `must match ${MODEL_NAME_PATTERN.source} (a folder name)` });
   }
   const base = baseModel(deps.registry, request, problems);
-  const datasetDir = await dataset(deps.datasetsDir, request.dataset, problems);
-  if (problems.length || !base || !datasetDir) throw invalid(problems);
+  const datasetFolder = await dataset(deps.datasetsDir, request.dataset, problems);
+  if (problems.length || !base || !datasetFolder) throw invalid(problems);
+  const datasetDir = datasetFolder.dir;
 
   const id = `ftjob-${randomBytes(10).toString('hex')}`;
   const paths = jobPaths(deps.jobsDir, id);
@@ -51,11 +54,13 @@ export async function createFinetuneJob(deps: CreateJobDeps, request: FinetuneRe
     request,
     defaults: await trainerDefaults(deps.python),
     datasetDir,
+    datasetsRoot: datasetFolder.root,
     outputDir: paths.output,
     baseCheckpoint: base.checkpoint,
     baseVariant: base.tokenizer.model.manifest.variant,
     basePreset: base.tokenizer.model.manifest.preset,
     weightsDir: deps.weightsDir,
+    stopDeadlineMs: deps.cancelGraceMs,
   });
   await mkdir(paths.dir, { recursive: true });
   try {
@@ -128,11 +133,11 @@ function baseModel(registry: ModelRegistry, request: FinetuneRequest, problems: 
   return { tokenizer, checkpoint: file };
 }
 
-async function dataset(root: string, relative: string, problems: FieldError[]): Promise<string | undefined> {
+async function dataset(root: string, name: string, problems: FieldError[]): Promise<DatasetFolder | undefined> {
   try {
-    const dir = await resolveDataset(root, relative);
-    await checkHoldsImages(dir, relative);
-    return dir;
+    const folder = await resolveDataset(root, name);
+    await checkHoldsImages(folder, name);
+    return folder;
   } catch (err) {
     if (!(err instanceof FqError) || err.kind !== 'validation') throw err;
     problems.push(...(err.fields ?? []));

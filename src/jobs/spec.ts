@@ -16,11 +16,13 @@ export interface SpecInputs {
   request: FinetuneRequest;
   defaults: Record<string, any>; // the trainer's --example-spec
   datasetDir: string;
+  datasetsRoot: string;
   outputDir: string;
   baseCheckpoint: string;
   baseVariant: 'triple' | 'dual';
   basePreset?: string | null;
   weightsDir: string;
+  stopDeadlineMs: number;
 }
 
 /**
@@ -42,11 +44,14 @@ export function buildSpec(i: SpecInputs): Record<string, unknown> {
   return {
     ...i.defaults,
     dataset: i.datasetDir,
+    datasets_root: i.datasetsRoot, // the trainer reads no file whose real path leaves it
     output_dir: i.outputDir,
     eval_dataset: null,
     base_checkpoint: i.baseCheckpoint,
     base_weights: i.request.base_weights ?? 'model',
     resume: null,
+    // The trainer ends itself this long after SIGTERM, so it stops in time even when the service is gone.
+    stop_deadline_s: i.stopDeadlineMs / 1000,
     model: { ...i.defaults.model, preset: i.basePreset ?? i.defaults.model?.preset, variant: i.baseVariant },
     hyperparameters: { ...i.defaults.hyperparameters, ...i.request.hyperparameters },
     weights: weightFiles(i.weightsDir, i.baseVariant),
@@ -56,7 +61,7 @@ export function buildSpec(i: SpecInputs): Record<string, unknown> {
 
 /** The trainer names spec fields; the caller knows request fields. Server paths are not echoed back. */
 export function toRequestField(problem: FieldError, paths: { datasetDir: string; dataset: string }): FieldError {
-  const message = problem.message.replaceAll(paths.datasetDir, paths.dataset);
+  const message = problem.message.replaceAll(paths.datasetDir, paths.dataset).replaceAll('datasets_root', 'the datasets root');
   if (problem.field === 'base_checkpoint' || problem.field === 'model.variant' || problem.field === 'base_weights') {
     return { field: problem.field === 'base_weights' ? 'base_weights' : 'base_model', message };
   }

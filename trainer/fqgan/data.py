@@ -6,8 +6,9 @@ Files that cannot be decoded are skipped and reported, never fatal.
 """
 from __future__ import annotations
 
+import functools
+import os
 import random
-import signal
 from dataclasses import dataclass
 from typing import Iterator, List, Optional, Sequence, Tuple
 
@@ -15,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .images import center_crop, load_rgb, random_crop, to_unit_range
+from .stopping import worker_dies_with
 
 _MAX_RETRIES = 16  # replacements tried for an unreadable file before giving up on the sample
 
@@ -109,19 +111,17 @@ class MicroBatchSampler(Sampler):
             epoch, skip = epoch + 1, 0
 
 
-def _quiet_worker(_: int) -> None:
-    # A cancel signal is for the main process, which checkpoints; workers die with it.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _worker_init(num_workers: int):
+    return functools.partial(worker_dies_with, os.getpid()) if num_workers else None
 
 
 def train_loader(paths: Sequence[str], image_size: int, sampler: MicroBatchSampler, num_workers: int,
                  pin_memory: bool = False) -> DataLoader:
     return DataLoader(TrainImages(paths, image_size), batch_sampler=sampler, collate_fn=collate,
                       num_workers=num_workers, pin_memory=pin_memory,
-                      worker_init_fn=_quiet_worker if num_workers else None)
+                      worker_init_fn=_worker_init(num_workers))
 
 
 def eval_loader(paths: Sequence[str], image_size: int, batch_size: int, num_workers: int = 0) -> DataLoader:
     return DataLoader(EvalImages(paths, image_size), batch_size=batch_size, shuffle=False, collate_fn=collate,
-                      num_workers=num_workers, worker_init_fn=_quiet_worker if num_workers else None)
+                      num_workers=num_workers, worker_init_fn=_worker_init(num_workers))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from typing import Any, Optional, TextIO
@@ -29,12 +30,28 @@ class Events:
     def emit(self, event: str, **fields: Any) -> None:
         if not self.enabled:
             return
-        stream = self.stream or sys.stdout
-        stream.write(json.dumps(_plain({"event": event, "time": time.time(), **fields}), allow_nan=False) + "\n")
-        stream.flush()
+        line = json.dumps(_plain({"event": event, "time": time.time(), **fields}), allow_nan=False) + "\n"
+        write_or_discard(self.stream or sys.stdout, line)
 
 
 def warn(message: str) -> None:
     """Anything that is not an event goes to stderr."""
-    sys.stderr.write(f"fqgan.train: {message}\n")
-    sys.stderr.flush()
+    write_or_discard(sys.stderr, f"fqgan.train: {message}\n")
+
+
+def write_or_discard(stream: TextIO, text: str) -> None:
+    """Write and flush; once the reader is gone (the service died), later output goes nowhere.
+
+    A broken pipe must not end the run with an exception: the trainer still has its checkpoint to
+    save and its workers to stop, and the service that would have read the output is not there.
+    """
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())  # also keeps the flush at interpreter exit from failing
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass  # a stream without a file descriptor: nothing to redirect

@@ -13,41 +13,74 @@ from PIL import Image
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 
 
-def list_image_files(root: str) -> List[str]:
+def list_image_files(root: str, within: Optional[str] = None) -> List[str]:
     """Every file under root with an image extension, recursively, in a stable sorted order.
 
     Works for ImageFolder-style trees (root/class/x.jpg) and flat folders alike; hidden files and
-    folders are ignored.
+    folders are ignored. See walk_image_files for `within`.
     """
+    return walk_image_files(root, within)[0]
+
+
+def walk_image_files(root: str, within: Optional[str] = None) -> Tuple[List[str], List[str]]:
+    """(image files, links leading out of `within`) under root, both sorted.
+
+    Symbolic links are followed, each real folder once (a link back up is not a loop). With `within`,
+    a file or folder whose real path is outside it is never listed, opened or descended into: it is
+    returned as "outside" for the caller to refuse.
+    """
+    limit = os.path.realpath(within) if within else None
+    if limit and not is_inside(os.path.realpath(root), limit):
+        return [], [root]
     found: List[str] = []
+    outside: List[str] = []
+    seen = {os.path.realpath(root)}
     for folder, dirs, files in os.walk(root, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        kept = []
+        for name in sorted(d for d in dirs if not d.startswith(".")):
+            real = os.path.realpath(os.path.join(folder, name))
+            if limit and not is_inside(real, limit):
+                outside.append(os.path.join(folder, name))
+            elif real not in seen:
+                seen.add(real)
+                kept.append(name)
+        dirs[:] = kept
         for name in files:
             if not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS):
-                found.append(os.path.join(folder, name))
-    found.sort()
-    return found
+                path = os.path.join(folder, name)
+                if limit and not is_inside(os.path.realpath(path), limit):
+                    outside.append(path)
+                else:
+                    found.append(path)
+    return sorted(found), sorted(outside)
+
+
+def is_inside(real_path: str, real_root: str) -> bool:
+    """True when real_path is real_root or below it (both already resolved by os.path.realpath)."""
+    return os.path.commonpath([real_path, real_root]) == real_root
 
 
 @dataclass
 class ImageList:
-    """The files of a dataset folder that opened as images, and those that did not."""
+    """The files of a dataset folder that opened as images, those that did not, and links leading out."""
 
     paths: List[str]
     unreadable: List[str] = field(default_factory=list)
+    outside: List[str] = field(default_factory=list)  # never opened
 
 
-def scan_images(root: str) -> ImageList:
+def scan_images(root: str, within: Optional[str] = None) -> ImageList:
     """Find images under root; a file whose header PIL cannot parse is reported, not used."""
     good, bad = [], []
-    for path in list_image_files(root):
+    paths, outside = walk_image_files(root, within)
+    for path in paths:
         try:
             with Image.open(path) as image:
                 image.size  # header only: cheap, and catches non-images and empty files
             good.append(path)
         except Exception:
             bad.append(path)
-    return ImageList(good, bad)
+    return ImageList(good, bad, outside)
 
 
 def split_holdout(paths: Sequence[str], count: int, seed: int) -> Tuple[List[str], List[str]]:

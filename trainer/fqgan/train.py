@@ -5,7 +5,8 @@
     python -m fqgan.train --example-spec              a complete spec with every default
 
 Exit codes: 0 finished (or spec valid), 2 spec refused, 143 cancelled by SIGTERM/SIGINT after saving a
-checkpoint (a `cancelled` event names it), 1 any other failure (an `error` event says why).
+checkpoint (a `cancelled` event names it), 1 any other failure (an `error` event says why). A stop that
+cannot save and exit within `stop_deadline_s` is ended by SIGALRM (status 142).
 Events go to stdout, one JSON object per line; warnings and tracebacks go to stderr.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 import traceback
 from typing import List, Optional
 
-from .events import Events, warn
+from .events import Events, warn, write_or_discard
 from .train_config import Problem, SpecError, TrainSpec
 from .validate import check_spec
 
@@ -73,9 +74,10 @@ def _train(spec: TrainSpec, events: Events) -> int:
     import torch
 
     from . import amp, distributed
-    from .trainer import StopFlag, Trainer
+    from .stopping import StopFlag
+    from .trainer import Trainer
 
-    stop = StopFlag()
+    stop = StopFlag(spec.stop_deadline_s)
     stop.install()
     try:
         device = amp.resolve_device(spec.device.device)
@@ -84,6 +86,7 @@ def _train(spec: TrainSpec, events: Events) -> int:
         field = "device.precision" if "precision" in str(error) else "device.device"
         return _refuse(events, [Problem(field, str(error))])
 
+    trainer = None
     try:
         dist = distributed.setup(device.type == "cuda", spec.device.dist_timeout_s)
         if device.type == "cuda":
@@ -94,18 +97,23 @@ def _train(spec: TrainSpec, events: Events) -> int:
     except SpecError as error:
         return _refuse(events, error.problems)
     except Exception as error:  # the service needs an event, not only a traceback
-        traceback.print_exc(file=sys.stderr)
+        write_or_discard(sys.stderr, traceback.format_exc())
         events.emit("error", message=f"{type(error).__name__}: {error}")
         if not events.enabled:
             warn(f"rank {os.environ.get('RANK', '?')} failed: {error}")
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             # After a failed collective, destroying the process group can deadlock (torch joins gloo's
             # worker thread while holding the GIL that thread waits for): leave without tearing down.
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except OSError:
+                    pass
             os._exit(EXIT_FAILED)
         return EXIT_FAILED
     finally:
+        if trainer is not None:
+            trainer.close()
         distributed.teardown()
 
 

@@ -140,6 +140,9 @@ class TrainSpec:
         PLACEHOLDER + "images", "folder of training images, searched recursively (ImageFolder-style or flat)")
     output_dir: str = _spec(
         PLACEHOLDER + "job", "checkpoints go to output_dir/checkpoints, the servable model to output_dir/model")
+    datasets_root: Optional[str] = _spec(
+        None, "when set, dataset and eval_dataset must be folders inside it, and no file whose real path "
+              "(symlinks resolved) leaves it is read; null = no such limit")
     eval_dataset: Optional[str] = _spec(
         None, "folder of evaluation images; null = hold out hyperparameters.eval_images from dataset")
     base_checkpoint: Optional[str] = _spec(
@@ -147,6 +150,9 @@ class TrainSpec:
     base_weights: str = _spec("model", "which weights of base_checkpoint to start from", _one_of("model", "ema"))
     resume: Optional[str] = _spec(
         None, "a checkpoint of this trainer to continue (steps, optimizers, EMA); overrides base_checkpoint")
+    stop_deadline_s: float = _spec(
+        8.0, "seconds from SIGTERM/SIGINT to exit: the step in flight ends and a checkpoint is saved; "
+             "past this the kernel ends the trainer (SIGALRM) without one", _positive)
     model: ModelSpec = field(default_factory=ModelSpec,
                              metadata={"help": "architecture of a fresh model", "check": None})
     hyperparameters: Hyperparameters = field(default_factory=Hyperparameters, metadata={"help": "", "check": None})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import time
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -22,25 +21,13 @@ from .events import Events, warn
 from .images import scan_images, split_holdout
 from .model import FQGAN
 from .objective import DiscriminatorPair, GeneratorStep, Objective
+from .stopping import StopFlag
 from .train_checkpoints import CheckpointStore
 from .train_config import Problem, SpecError, TrainSpec
 from .train_setup import check_teacher_widths, load_discriminator, load_lpips, load_starting_point, load_teachers
+from .validate import outside_problem
 
 EXIT_CANCELLED = 143  # 128 + SIGTERM: a cancelled run, with its `cancelled` event and checkpoint
-
-
-class StopFlag:
-    """Set by SIGTERM/SIGINT; the loop checks it between steps and checkpoints before leaving."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
 
 
 class Trainer:
@@ -105,15 +92,24 @@ class Trainer:
         self.batches = iter(train_loader(self.train_paths, self.image_size, sampler, spec.device.num_workers,
                                          pin_memory=self.device.type == "cuda"))
 
+    def close(self) -> None:
+        """Stops the DataLoader workers now: left to interpreter exit, multiprocessing would wait for them."""
+        self.batches = iter(())  # the last reference: the loader iterator shuts its workers down
+
     def _find_images(self) -> None:
         spec, hp = self.spec, self.hp
-        found = scan_images(spec.dataset)
+        found = scan_images(spec.dataset, within=spec.datasets_root)
         for path in found.unreadable:
             warn(f"skipping unreadable image {path}")
         self.unreadable = list(found.unreadable)
-        if spec.eval_dataset:
+        # --check refused these already; a link made since is refused the same way (never read: not listed)
+        eval_found = scan_images(spec.eval_dataset, within=spec.datasets_root) if spec.eval_dataset else None
+        for name, listing in (("dataset", found), ("eval_dataset", eval_found)):
+            if listing is not None and listing.outside:
+                raise SpecError([outside_problem(name, listing.outside)])
+        if eval_found is not None:
             self.train_paths = found.paths
-            eval_paths = scan_images(spec.eval_dataset).paths
+            eval_paths = eval_found.paths
             self.eval_paths = eval_paths[: hp.eval_images] if hp.eval_images else eval_paths
         else:
             self.train_paths, self.eval_paths = split_holdout(found.paths, hp.eval_images, hp.seed)

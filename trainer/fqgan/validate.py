@@ -8,7 +8,7 @@ import os
 from typing import List, Optional
 
 from .config import PRESETS, ModelConfig, preset
-from .images import first_decodable, scan_images, split_holdout
+from .images import first_decodable, is_inside, scan_images, split_holdout
 from .train_config import PLACEHOLDER, Problem, TrainSpec, field_checks
 
 
@@ -22,9 +22,10 @@ def check_spec(spec: TrainSpec) -> List[Problem]:
     if spec.device.device == "cpu" and spec.device.precision in ("bf16", "fp16"):
         problems.append(Problem("device.precision", f"{spec.device.precision!r} needs CUDA; use fp32 on CPU"))
     problems += _check_paths(spec)
+    problems += _check_datasets_root(spec)
     problems += _check_weights(spec)
     problems += _check_model(spec)
-    if not any(p.field in ("dataset", "eval_dataset") for p in problems):
+    if not any(p.field in ("dataset", "eval_dataset", "datasets_root") for p in problems):
         problems += _check_data(spec)
     return problems
 
@@ -58,6 +59,33 @@ def _check_paths(spec: TrainSpec) -> List[Problem]:
         if not (os.path.isdir(parent) and os.access(parent, os.W_OK)):
             found.append(Problem("output_dir", f"cannot be created or written ({parent} is not a writable folder)"))
     return [p for p in found if p]
+
+
+def _check_datasets_root(spec: TrainSpec) -> List[Problem]:
+    """With datasets_root, each dataset must be a folder strictly inside it (not the root itself)."""
+    root = spec.datasets_root
+    if root is None:
+        return []
+    if not os.path.isdir(root):
+        return [Problem("datasets_root", f"folder not found: {root}")]
+    real_root = os.path.realpath(root)
+    problems = []
+    for name in ("dataset", "eval_dataset"):
+        folder = getattr(spec, name)
+        if folder is None or not os.path.isdir(folder):
+            continue  # reported by _check_paths
+        real = os.path.realpath(folder)
+        if real == real_root:
+            problems.append(Problem(name, "is datasets_root itself; name one folder inside it"))
+        elif not is_inside(real, real_root):
+            problems.append(Problem(name, "leads outside datasets_root"))
+    return problems
+
+
+def outside_problem(name: str, outside: List[str]) -> Problem:
+    """The refusal of a dataset holding links out of datasets_root (named by the link, not its target)."""
+    shown = ", ".join(outside[:3]) + (f" and {len(outside) - 3} more" if len(outside) > 3 else "")
+    return Problem(name, f"{len(outside)} files or folders lead outside datasets_root through symbolic links: {shown}")
 
 
 def _check_weights(spec: TrainSpec) -> List[Problem]:
@@ -101,7 +129,9 @@ def _check_model(spec: TrainSpec) -> List[Problem]:
 
 def _check_data(spec: TrainSpec) -> List[Problem]:
     hp = spec.hyperparameters
-    found = scan_images(spec.dataset)
+    found = scan_images(spec.dataset, within=spec.datasets_root)
+    if found.outside:
+        return [outside_problem("dataset", found.outside)]
     if not found.paths:
         return [Problem("dataset", f"no readable images under {spec.dataset} "
                                    f"({len(found.unreadable)} unreadable image files)")]
@@ -115,7 +145,9 @@ def _check_data(spec: TrainSpec) -> List[Problem]:
                                 f"{hp.batch_size} is more than the {len(train)} training images "
                                 f"({len(found.paths)} found, {held} held out for evaluation)"))
     if spec.eval_dataset:
-        eval_found = scan_images(spec.eval_dataset)
-        if first_decodable(eval_found.paths)[0] is None:
+        eval_found = scan_images(spec.eval_dataset, within=spec.datasets_root)
+        if eval_found.outside:
+            problems.append(outside_problem("eval_dataset", eval_found.outside))
+        elif first_decodable(eval_found.paths)[0] is None:
             problems.append(Problem("eval_dataset", f"no decodable images under {spec.eval_dataset}"))
     return problems

@@ -20,8 +20,9 @@ from fqgan.config import preset
 from fqgan.data import eval_loader
 from fqgan.events import Events
 from fqgan.model import FQGAN
+from fqgan.stopping import StopFlag
 from fqgan.train_config import TrainSpec
-from fqgan.trainer import StopFlag, Trainer
+from fqgan.trainer import Trainer
 from train_helpers import (TRAINER_DIR, cli_env, make_spec, of_kind, one_thread, parse_events,  # noqa: F401
                            run_train, save_spec, write_corrupt, write_images, write_lpips_weights, write_teachers)
 
