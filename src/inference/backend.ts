@@ -8,8 +8,9 @@ export interface BackendInfo {
   backend: 'onnx' | 'torch';
   device: string;
   precision: string;
-  /** The worker process of an out-of-process backend. */
+  /** The worker process of an out-of-process backend, and how many requests it is working on. */
   pid?: number;
+  pending?: number;
 }
 
 export interface BackendHealth {

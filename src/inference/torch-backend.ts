@@ -60,7 +60,7 @@ export class TorchBackend implements TokenizerBackend {
   }
 
   get info(): BackendInfo {
-    return { backend: 'torch', device: this.ready.device, precision: this.ready.precision, pid: this.worker?.pid };
+    return { backend: 'torch', device: this.ready.device, precision: this.ready.precision, pid: this.worker?.pid, pending: this.worker?.pending ?? 0 };
   }
 
   health(): BackendHealth {

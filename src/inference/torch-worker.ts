@@ -40,7 +40,7 @@ interface Pending {
 export class TorchWorker {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private readonly child: ChildProcess;
-  private readonly pending = new Map<number, Pending>();
+  private readonly waiting = new Map<number, Pending>();
   private readonly reader = new FrameReader();
   private nextId = 1;
   private fault: WorkerFault | undefined;
@@ -111,6 +111,10 @@ export class TorchWorker {
     return this.child.pid;
   }
 
+  get pending(): number {
+    return this.waiting.size;
+  }
+
   /** The last line of the worker's stderr that says something, for logs and readiness reasons. */
   lastError(): string {
     const lines = this.stderrTail.trim().split('\n').filter(Boolean);
@@ -127,7 +131,7 @@ export class TorchWorker {
         this.failAll(new WorkerFault(`the torch worker did not answer within ${timeoutMs} ms`));
         this.kill();
       }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.waiting.set(id, { resolve, reject, timer });
       for (const chunk of encodeFrame({ ...header, id }, parts)) this.child.stdin!.write(chunk);
     });
   }
@@ -157,9 +161,9 @@ export class TorchWorker {
       this.onReady?.(frame);
       return;
     }
-    const pending = this.pending.get(frame.header.id ?? -1);
+    const pending = this.waiting.get(frame.header.id ?? -1);
     if (!pending) return;
-    this.pending.delete(frame.header.id!);
+    this.waiting.delete(frame.header.id!);
     clearTimeout(pending.timer);
     if (frame.header.ok) pending.resolve(frame);
     else pending.reject(new Error(`torch worker: ${frame.header.error ?? 'request failed'}`));
@@ -167,10 +171,10 @@ export class TorchWorker {
 
   private failAll(fault: WorkerFault): void {
     this.fault ??= fault;
-    for (const [id, p] of this.pending) {
+    for (const [id, p] of this.waiting) {
       clearTimeout(p.timer);
       p.reject(this.fault);
-      this.pending.delete(id);
+      this.waiting.delete(id);
     }
   }
 }
