@@ -11,6 +11,7 @@ const USAGE = `usage: fqtok <command> [options]
   serve                                   start the HTTP service (settings from FQ_* variables)
   encode <folders or files...> --out DIR  tokenise images into DIR/{i}_{codebook}.npy + DIR/index.jsonl
          [--labels DIR] [--augment none|flip|ten_crop] [--orientation ignore|exif] [--model NAME] [--server URL]
+         [--backend onnx|torch|auto]      in-process backend (default FQ_BACKEND)
   decode <codes dir> --out DIR            rebuild images from {i}_{codebook}.npy files
          [--format png|jpeg|webp] [--model NAME] [--server URL]
   convert --checkpoint PATH --out models/NAME [--weights model|ema]
@@ -24,8 +25,9 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-async function client(server: string | undefined): Promise<TokenizerClient> {
-  return server ? remoteClient(server) : localClient(loadConfig());
+async function client(server: string | undefined, backend?: string): Promise<TokenizerClient> {
+  if (server) return remoteClient(server);
+  return localClient(loadConfig(backend ? { ...process.env, FQ_BACKEND: backend } : process.env));
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -45,12 +47,15 @@ async function main(argv: string[]): Promise<number> {
           orientation: { type: 'string', default: 'ignore' },
           model: { type: 'string' },
           server: { type: 'string' },
+          backend: { type: 'string' },
         },
       });
       if (!values.out || positionals.length === 0) fail('encode needs input folders or files and --out DIR');
+      if (values.backend && !['onnx', 'torch', 'auto'].includes(values.backend)) fail('--backend must be onnx, torch or auto');
+      if (values.backend && values.server) fail('--backend applies in-process; the server chooses its own');
       if (!['none', 'flip', 'ten_crop'].includes(values.augment)) fail(`--augment must be none, flip or ten_crop`);
       if (!['ignore', 'exif'].includes(values.orientation)) fail(`--orientation must be ignore or exif`);
-      const c = await client(values.server);
+      const c = await client(values.server, values.backend);
       try {
         const summary = await encodeCommand(c, {
           inputs: positionals,

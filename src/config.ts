@@ -8,6 +8,12 @@ const nonNegativeInt = z.coerce.number().int().nonnegative();
 const executionProvider = z.enum(['cpu', 'cuda', 'webgpu']);
 export type ExecutionProviderName = z.infer<typeof executionProvider>;
 
+const backendName = z.enum(['onnx', 'torch', 'auto']);
+export type BackendName = z.infer<typeof backendName>;
+const precision = z.enum(['fp32', 'tf32', 'bf16', 'fp16']);
+export type Precision = z.infer<typeof precision>;
+const flag = z.enum(['0', '1', 'false', 'true']).transform((v) => v === '1' || v === 'true');
+
 const configSchema = z.object({
   FQ_HOST: z.string().default('0.0.0.0'),
   FQ_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
@@ -23,6 +29,9 @@ const configSchema = z.object({
     .default('cpu')
     .transform((s) => s.split(',').map((p) => p.trim()).filter(Boolean))
     .pipe(z.array(executionProvider).min(1)),
+  FQ_BACKEND: backendName.default('onnx'),
+  FQ_PRECISION: precision.default('fp32'), // torch backend on CUDA; CPU always runs fp32
+  FQ_TORCH_COMPILE: flag.default(false), // torch.compile in the torch worker (torch >= 2 only)
   FQ_INTRA_OP_THREADS: nonNegativeInt.default(0), // 0: onnxruntime picks (one per core)
   FQ_MAX_BATCH: positiveInt.default(8),
   FQ_BATCH_WAIT_MS: nonNegativeInt.default(2),
@@ -50,6 +59,10 @@ export interface Config {
   adminToken?: string;
   python: string;
   executionProviders: ExecutionProviderName[];
+  /** onnx, torch, or auto: torch when FQ_PYTHON's torch sees a CUDA device. */
+  backend: BackendName;
+  precision: Precision;
+  torchCompile: boolean;
   intraOpThreads: number;
   maxBatch: number;
   batchWaitMs: number;
@@ -85,6 +98,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminToken: e.FQ_ADMIN_TOKEN,
     python: e.FQ_PYTHON,
     executionProviders: e.FQ_EXECUTION_PROVIDERS,
+    backend: e.FQ_BACKEND,
+    precision: e.FQ_PRECISION,
+    torchCompile: e.FQ_TORCH_COMPILE,
     intraOpThreads: e.FQ_INTRA_OP_THREADS,
     maxBatch: e.FQ_MAX_BATCH,
     batchWaitMs: e.FQ_BATCH_WAIT_MS,

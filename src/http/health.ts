@@ -17,7 +17,7 @@ const healthRoute = createRoute({
 const readyRoute = createRoute({
   method: 'get',
   path: '/readyz',
-  summary: 'Readiness: models loaded and not shutting down',
+  summary: 'Readiness: models loaded, every version able to serve (no failing worker), not shutting down',
   responses: {
     200: { description: 'Ready', content: { 'application/json': { schema: StatusSchema } } },
     ...problems(503),
@@ -38,7 +38,13 @@ export function healthRoutes(deps: AppDeps) {
     .openapi(readyRoute, (c) => {
       if (deps.lifecycle.shuttingDown) throw new FqError('unavailable', 'shutting down', { retryAfterSeconds: 1 });
       if (deps.registry.size === 0) throw new FqError('unavailable', 'no model is loaded', { retryAfterSeconds: 5 });
-      return c.json({ status: 'ready', models: deps.registry.list().length }, 200);
+      const models = deps.registry.list();
+      const broken = models.filter((m) => !m.health.ready);
+      if (broken.length > 0) {
+        const reasons = broken.map((m) => `${m.name}@${m.version}: ${m.health.reason ?? 'not ready'}`).join('; ');
+        throw new FqError('unavailable', `not ready: ${reasons}`, { retryAfterSeconds: 5 });
+      }
+      return c.json({ status: 'ready', models: models.length }, 200);
     })
     .openapi(metricsRoute, async (c) => c.text(await metricsRegistry.metrics(), 200, { 'content-type': metricsRegistry.contentType }) as never);
 }

@@ -3,9 +3,27 @@
 /** Token grids of a batch: one Int32Array [batch*h*w] per codebook name. */
 export type TokenBatch = Record<string, Int32Array>;
 
+/** Which engine runs a model version, where, and at which precision (shown by /models). */
+export interface BackendInfo {
+  backend: 'onnx' | 'torch';
+  device: string;
+  precision: string;
+  /** The worker process of an out-of-process backend, and how many requests it is working on. */
+  pid?: number;
+  pending?: number;
+}
+
+export interface BackendHealth {
+  ready: boolean;
+  reason?: string;
+}
+
 export interface TokenizerBackend {
   /** The execution provider the sessions actually run on (after any fallback). */
   readonly executionProvider: string;
+  readonly info: BackendInfo;
+  /** Not ready when it cannot serve (e.g. a worker that keeps failing to start); ready when absent. */
+  health?(): BackendHealth;
   /** images: float32 NCHW in [-1,1], [batch,3,S,S]. */
   encode(images: Float32Array, batch: number): Promise<TokenBatch>;
   /**

@@ -24,6 +24,8 @@ export const manifestSchema = z
     decoder: z.object({ file: z.string(), inputs: z.array(z.string()), mask: z.string(), output: z.string() }),
     source: z.record(z.string(), z.unknown()).optional(),
     checkpoint: z.string().nullish(),
+    /** PyTorch serving weights for the torch backend ({"model": state_dict, "config"}), checked by sha256. */
+    weights: z.object({ file: z.string(), sha256: z.string(), format: z.string().optional() }).nullish(),
     config: z.record(z.string(), z.unknown()).optional(),
     produced_by: z.record(z.string(), z.unknown()).optional(),
   })

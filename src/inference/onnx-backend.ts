@@ -6,7 +6,7 @@ import type { ExecutionProviderName } from '../config.ts';
 import { logger } from '../logger.ts';
 import { workerExecArgv } from '../worker-exec-argv.ts';
 import type { Manifest } from './manifest.ts';
-import type { TokenBatch, TokenizerBackend } from './backend.ts';
+import type { BackendInfo, TokenBatch, TokenizerBackend } from './backend.ts';
 import type { RunResult, RunTask, SessionConfig, SessionDescription } from './ort-session-worker.ts';
 
 export interface OnnxBackendOptions {
@@ -62,6 +62,10 @@ export class OnnxBackend implements TokenizerBackend {
       sessionThread(path.join(modelDir, manifest.decoder.file), options),
     ]);
     return new OnnxBackend(manifest, encoder, decoder, encoder.description.provider);
+  }
+
+  get info(): BackendInfo {
+    return { backend: 'onnx', device: this.executionProvider, precision: 'fp32' };
   }
 
   async encode(images: Float32Array, batch: number): Promise<TokenBatch> {

@@ -3,14 +3,12 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { FqError } from '../errors.ts';
 import { logger } from '../logger.ts';
-import type { ExecutionProviderName } from '../config.ts';
 import { readManifest } from './manifest.ts';
-import { OnnxBackend } from './onnx-backend.ts';
+import type { BackendHealth, BackendInfo } from './backend.ts';
+import { createBackend, type BackendOptions } from './backend-factory.ts';
 import { Tokenizer, type BatchingOptions, type ModelRef } from './tokenizer.ts';
 
-export interface RegistryOptions extends BatchingOptions {
-  executionProviders: ExecutionProviderName[];
-  intraOpThreads: number;
+export interface RegistryOptions extends BatchingOptions, BackendOptions {
   defaultModel?: string;
 }
 
@@ -20,6 +18,8 @@ export interface ModelSummary {
   dir: string;
   default: boolean;
   executionProvider: string;
+  backend: BackendInfo;
+  health: BackendHealth;
 }
 
 export class ModelRegistry {
@@ -53,7 +53,7 @@ export class ModelRegistry {
   /** Loads a model folder and serves it as `name` version `version`. */
   async load(name: string, version: number, dir: string): Promise<Tokenizer> {
     const manifest = await readManifest(dir);
-    const backend = await OnnxBackend.load(dir, manifest, this.options);
+    const backend = await createBackend(dir, manifest, `${name}@${version}`, this.options);
     const ref: ModelRef = { name, version, dir, manifest };
     const tokenizer = new Tokenizer(ref, backend, this.options);
     let versions = this.models.get(name);
@@ -62,7 +62,7 @@ export class ModelRegistry {
     versions.set(version, tokenizer);
     if (previous) await previous.close();
     this.defaultName ??= name;
-    logger.info({ model: name, version, dir, executionProvider: backend.executionProvider }, 'model loaded');
+    logger.info({ model: name, version, dir, executionProvider: backend.executionProvider, ...backend.info }, 'model loaded');
     return tokenizer;
   }
 
@@ -100,7 +100,15 @@ export class ModelRegistry {
     const out: ModelSummary[] = [];
     for (const [name, versions] of [...this.models.entries()].sort(([a], [b]) => a.localeCompare(b))) {
       for (const [version, t] of [...versions.entries()].sort(([a], [b]) => a - b)) {
-        out.push({ name, version, dir: t.model.dir, default: name === this.defaultName, executionProvider: t.executionProvider });
+        out.push({
+          name,
+          version,
+          dir: t.model.dir,
+          default: name === this.defaultName,
+          executionProvider: t.executionProvider,
+          backend: t.backendInfo,
+          health: t.health(),
+        });
       }
     }
     return out;

@@ -1,7 +1,7 @@
 // One servable model version: its backend behind an encode and a decode micro-batcher.
 import { FqError } from '../errors.ts';
 import { batchSize, droppedRequests, imagesProcessed, inferenceDuration, queueDepth } from '../metrics.ts';
-import type { TokenBatch, TokenizerBackend } from './backend.ts';
+import type { BackendHealth, BackendInfo, TokenBatch, TokenizerBackend } from './backend.ts';
 import { MicroBatcher, type SubmitOptions } from './batcher.ts';
 import type { Manifest } from './manifest.ts';
 
@@ -117,6 +117,14 @@ export class Tokenizer {
 
   get executionProvider(): string {
     return this.backend.executionProvider;
+  }
+
+  get backendInfo(): BackendInfo {
+    return this.backend.info;
+  }
+
+  health(): BackendHealth {
+    return this.backend.health?.() ?? { ready: true };
   }
 
   private observe(operation: 'encode' | 'decode', items: number, ms: number): void {

@@ -1,7 +1,7 @@
 // Where jobs and fine-tuned models live on disk under FQ_DATA_DIR, and where the trainer is.
 import path from 'node:path';
 
-export const TRAINER_DIR = path.resolve(import.meta.dirname, '../../trainer');
+export { TRAINER_DIR } from '../python-launcher.ts';
 
 export interface DataLayout {
   database: string;

@@ -2,26 +2,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { TRAINER_DIR } from './layout.ts';
+import { childEnv, launcherArgs, TRAINER_DIR } from '../python-launcher.ts';
 
-/**
- * Started through this launcher so the trainer dies with the service even on `kill -9`: it asks the
- * kernel for SIGTERM when its parent dies (PR_SET_PDEATHSIG survives exec), re-checks that the
- * parent is still there (it may have died before prctl), then becomes the trainer. On SIGTERM the
- * trainer saves a checkpoint and stops, which is what recovery resumes from. Where prctl is missing
- * (not Linux) recovery's kill of the recorded process group is the remaining safety net.
- */
-const LAUNCHER = [
-  'import ctypes, os, signal, sys',
-  'parent = int(sys.argv[1])',
-  'try:',
-  '    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG',
-  'except Exception:',
-  '    pass',
-  'if os.getppid() != parent:',
-  '    sys.exit(143)',
-  "os.execv(sys.executable, [sys.executable, '-m', 'fqgan.train'] + sys.argv[2:])",
-].join('\n');
+// Started through the shared launcher so the trainer dies with the service even on `kill -9`; on
+// SIGTERM the trainer saves a checkpoint and stops, which is what recovery resumes from.
 
 const STDERR_TAIL_BYTES = 8 * 1024;
 
@@ -45,11 +29,10 @@ export class TrainerProcess {
   private killTimer: NodeJS.Timeout | undefined;
 
   constructor(options: TrainerProcessOptions) {
-    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1' };
-    delete env.FQ_ADMIN_TOKEN; // the trainer has no business with the service's secret
+    const env = childEnv(); // the trainer has no business with the service's secret
     // detached: its own process group, so cancel reaches DataLoader workers too and a Ctrl-C of the
     // service's terminal goes to the service, which stops the trainer itself.
-    this.child = spawn(options.python, ['-c', LAUNCHER, String(process.pid), ...options.args], {
+    this.child = spawn(options.python, launcherArgs('fqgan.train', options.args), {
       cwd: TRAINER_DIR,
       env,
       detached: true,

@@ -37,6 +37,9 @@ MASK_INPUT = "codebook_mask"
 IMAGE = "image"
 # A random-init model's weights are copied into its model dir (for fine-tuning) up to this size.
 MAX_EMBEDDED_CHECKPOINT_BYTES = 32 * 1024 * 1024
+# Serving weights for the torch backend: {"model": state_dict, "config": {...}}, read with the safe loader.
+WEIGHTS_FILE = "weights.pt"
+WEIGHTS_FORMAT = "fqgan-state-dict"
 NORMALIZATION = {"input": "x/255*2-1", "output": "clamp(-1,1) then (x+1)*127.5"}
 
 
@@ -190,7 +193,7 @@ def preset_name_of(config: ModelConfig) -> Optional[str]:
 
 
 def build_manifest(config: ModelConfig, preset_name: Optional[str], source: Dict[str, Any],
-                   checkpoint: Optional[str]) -> Dict[str, Any]:
+                   checkpoint: Optional[str], weights: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     names = list(config.codebook_names)
     return {
         "format": "fqtok-model",
@@ -209,6 +212,7 @@ def build_manifest(config: ModelConfig, preset_name: Optional[str], source: Dict
         "config": config.to_dict(),
         "source": source,
         "checkpoint": checkpoint,
+        "weights": weights,
         "produced_by": {
             "tool": "fqgan.export",
             "fqgan_version": __version__,
@@ -261,7 +265,15 @@ def export_model(model: FQGAN, out: str, source: Dict[str, Any], preset_name: Op
             save_checkpoint(model, os.path.join(staging, "checkpoint.pt"))
             checkpoint = "checkpoint.pt"
             source = {**source, "sha256": file_sha256(os.path.join(staging, "checkpoint.pt"))}
-        manifest = build_manifest(model.config, preset_name, source, checkpoint)
+            weights_file = "checkpoint.pt"  # already exactly the serving weights: no second copy
+        else:
+            # The exported weights alone (the chosen EMA or model weights, no optimizer state),
+            # for the torch backend; a training checkpoint is bigger and may be elsewhere.
+            weights_file = WEIGHTS_FILE
+            save_checkpoint(model, os.path.join(staging, WEIGHTS_FILE))
+        weights = {"file": weights_file, "format": WEIGHTS_FORMAT,
+                   "sha256": file_sha256(os.path.join(staging, weights_file))}
+        manifest = build_manifest(model.config, preset_name, source, checkpoint, weights)
         with open(os.path.join(staging, "manifest.json"), "w") as f:
             json.dump(manifest, f, indent=2)
             f.write("\n")

@@ -53,6 +53,7 @@ def test_random_export_writes_the_model_directory(random_export):
     assert manifest["normalization"] == {"input": "x/255*2-1", "output": "clamp(-1,1) then (x+1)*127.5"}
     assert manifest["config"] == preset("test-16", "dual").to_dict()
     assert manifest["checkpoint"] == "checkpoint.pt"
+    assert manifest["weights"]["file"] == "checkpoint.pt"  # the embedded weights serve the torch backend too
     assert manifest["source"] == {"kind": "random", "path": None, "sha256": file_sha256(str(out / "checkpoint.pt")),
                                   "weights": "model", "seed": 7, "preset": "test-16"}
     assert manifest["produced_by"]["tool"] == "fqgan.export"
@@ -89,7 +90,12 @@ def test_checkpoint_export_records_the_source(tmp_path, run_cli):
     assert manifest["source"] == {"kind": "checkpoint", "path": str(path), "sha256": file_sha256(str(path)),
                                   "weights": "ema", "seed": None, "preset": "test-8"}
     assert manifest["checkpoint"] == str(path) and manifest["grid"] == [32, 32]
-    assert summary["files"].keys() == {"encoder.onnx", "decoder.onnx", "manifest.json"}
+    assert summary["files"].keys() == {"encoder.onnx", "decoder.onnx", "manifest.json", "weights.pt"}
+    # The torch backend's serving weights: the chosen (EMA) weights alone, listed with their sha256.
+    assert manifest["weights"] == {"file": "weights.pt", "format": "fqgan-state-dict",
+                                   "sha256": file_sha256(str(out / "weights.pt"))}
+    served = load_checkpoint(str(out / "weights.pt")).model.state_dict()
+    assert all(torch.equal(served[k], v) for k, v in ema.state_dict().items())
 
     # Exporting again replaces the directory as a whole.
     (out / "stale.txt").write_text("left over")
