@@ -1,7 +1,8 @@
 // Builds the running service from a configuration: registry, preprocessor, app, HTTP server; and stops it.
 import { serve, type ServerType } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
-import { createApp, type App, type Lifecycle } from './app.ts';
+import { createApp, type App } from './app.ts';
+import type { Lifecycle } from './http/app-deps.ts';
 import type { Config } from './config.ts';
 import { openDatabase, type Db } from './db/client.ts';
 import { createPreprocessor } from './imaging/preprocess.ts';

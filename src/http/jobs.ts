@@ -3,7 +3,7 @@ import { createRoute, OpenAPIHono, z, type Hook } from '@hono/zod-openapi';
 import { streamSSE, type SSEStreamingApi } from 'hono/streaming';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
-import type { AppDeps } from '../app.ts';
+import type { AppDeps } from './app-deps.ts';
 import { TERMINAL_STATUSES, type JobEventRow, type JobRow } from '../db/schema.ts';
 import { FqError } from '../errors.ts';
 import type { JobsService } from '../jobs/jobs-service.ts';
