@@ -231,12 +231,10 @@ async function streamEvents(stream: SSEStreamingApi, jobs: JobsService, id: stri
   let last = after;
   const live: JobEventRow[] = [];
   let wake: (() => void) | undefined;
-  const onEvent = (e: JobEventRow) => {
-    if (e.jobId !== id) return;
+  const unsubscribe = jobs.subscribe(id, (e) => {
     live.push(e);
     wake?.();
-  };
-  jobs.store.changes.on('event', onEvent); // subscribed before reading the backlog, so nothing falls in between
+  }); // subscribed before reading the backlog, so nothing falls in between
   stream.onAbort(() => wake?.());
   const send = async (e: JobEventRow) => {
     if (e.id <= last) return;
@@ -262,6 +260,6 @@ async function streamEvents(stream: SSEStreamingApi, jobs: JobsService, id: stri
       if (!woke && !stream.aborted) await stream.write(': keep-alive\n\n');
     }
   } finally {
-    jobs.store.changes.off('event', onEvent);
+    unsubscribe();
   }
 }
