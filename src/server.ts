@@ -22,8 +22,8 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Config): Promise<RunningServer> {
-  const registry = new ModelRegistry({ ...config, defaultModel: config.defaultModel });
   logger.level = config.logLevel;
+  const registry = new ModelRegistry({ ...config, defaultModel: config.defaultModel });
   await registry.loadModelsDir(config.modelsDir);
   const layout = dataLayout(config.dataDir, config.weightsDir);
   const db = openDatabase(layout.database); // migrations run here, before anything listens
