@@ -2,11 +2,8 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
-import type { Config } from './config.ts';
 import { FqError } from './errors.ts';
-import type { CropSource } from './inference/encode-images.ts';
-import type { ModelRegistry } from './inference/registry.ts';
-import type { JobsService } from './jobs/jobs-service.ts';
+import type { AppDeps } from './http/app-deps.ts';
 import { decodeRoutes } from './http/decode.ts';
 import { drainUnreadBody } from './http/drain-body.ts';
 import { encodeRoutes } from './http/encode.ts';
@@ -17,19 +14,6 @@ import { modelVersionRoutes } from './http/model-versions.ts';
 import { modelRoutes } from './http/models.ts';
 import { openApiYaml } from './http/openapi-document.ts';
 import { handleError, problemResponse } from './http/problem.ts';
-
-export interface Lifecycle {
-  shuttingDown: boolean;
-}
-
-export interface AppDeps {
-  config: Config;
-  registry: ModelRegistry;
-  preprocessor: CropSource;
-  lifecycle: Lifecycle;
-  /** Fine-tuning jobs and model versions (admin); absent where nothing runs them (e.g. `fqtok openapi`). */
-  jobs?: JobsService;
-}
 
 export function createApp(deps: AppDeps) {
   const app = new OpenAPIHono();

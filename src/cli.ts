@@ -1,10 +1,11 @@
 // The command line: `fqtok serve | encode | decode | convert | models | openapi`.
 import { parseArgs } from 'node:util';
-import { loadConfig } from './config.ts';
+import { loadConfig, type Config } from './config.ts';
 import { decodeCommand } from './cli/decode-command.ts';
 import { encodeCommand } from './cli/encode-command.ts';
 import { convertArgs, runTrainerModule } from './cli/convert-command.ts';
 import { localClient, remoteClient, type TokenizerClient } from './cli/tokenizer-client.ts';
+import { logger } from './logger.ts';
 
 const USAGE = `usage: fqtok <command> [options]
 
@@ -25,9 +26,16 @@ function fail(message: string): never {
   process.exit(2);
 }
 
+/** The settings for commands that work in this process; the logger takes its level from them (FQ_LOG_LEVEL). */
+function configure(env: NodeJS.ProcessEnv = process.env): Config {
+  const config = loadConfig(env);
+  logger.level = config.logLevel;
+  return config;
+}
+
 async function client(server: string | undefined, backend?: string): Promise<TokenizerClient> {
   if (server) return remoteClient(server);
-  return localClient(loadConfig(backend ? { ...process.env, FQ_BACKEND: backend } : process.env));
+  return localClient(configure(backend ? { ...process.env, FQ_BACKEND: backend } : process.env));
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -90,14 +98,14 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'convert':
-      return runTrainerModule(loadConfig().python, 'export', convertArgs(rest));
+      return runTrainerModule(configure().python, 'export', convertArgs(rest));
     case 'models': {
       const { values } = parseArgs({ args: rest, options: { server: { type: 'string' } } });
       if (values.server) {
         process.stdout.write(JSON.stringify(await (await fetch(new URL('/models', values.server))).json(), null, 2) + '\n');
       } else {
         const { ModelRegistry } = await import('./inference/registry.ts');
-        const config = loadConfig();
+        const config = configure();
         const registry = new ModelRegistry(config);
         await registry.loadModelsDir(config.modelsDir);
         process.stdout.write(JSON.stringify(registry.list(), null, 2) + '\n');

@@ -14,69 +14,75 @@ const precision = z.enum(['fp32', 'tf32', 'bf16', 'fp16']);
 export type Precision = z.infer<typeof precision>;
 const flag = z.enum(['0', '1', 'false', 'true']).transform((v) => v === '1' || v === 'true');
 
-const configSchema = z.object({
-  FQ_HOST: z.string().default('0.0.0.0'),
-  FQ_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
-  FQ_MODELS_DIR: z.string().default('./models'),
-  FQ_DEFAULT_MODEL: z.string().optional(),
-  FQ_DATA_DIR: z.string().default('./data'),
-  FQ_DATASETS_DIR: z.string().optional(),
-  FQ_WEIGHTS_DIR: z.string().optional(),
-  FQ_ADMIN_TOKEN: z.string().min(16, 'FQ_ADMIN_TOKEN must be at least 16 characters').optional(),
-  FQ_PYTHON: z.string().default('/usr/bin/python3'),
-  FQ_EXECUTION_PROVIDERS: z
-    .string()
-    .default('cpu')
-    .transform((s) => s.split(',').map((p) => p.trim()).filter(Boolean))
-    .pipe(z.array(executionProvider).min(1)),
-  FQ_BACKEND: backendName.default('onnx'),
-  FQ_PRECISION: precision.default('fp32'), // torch backend on CUDA; CPU always runs fp32
-  FQ_TORCH_COMPILE: flag.default(false), // torch.compile in the torch worker (torch >= 2 only)
-  FQ_INTRA_OP_THREADS: nonNegativeInt.default(0), // 0: onnxruntime picks (one per core)
-  FQ_MAX_BATCH: positiveInt.default(8),
-  FQ_BATCH_WAIT_MS: nonNegativeInt.default(2),
-  FQ_MAX_QUEUE: positiveInt.default(256), // images waiting per model and operation
-  FQ_REQUEST_TIMEOUT_MS: positiveInt.default(60_000),
-  FQ_MAX_BODY_BYTES: positiveInt.default(64 * 1024 * 1024),
-  FQ_MAX_IMAGES: positiveInt.default(64), // per request
-  FQ_MAX_INPUT_PIXELS: positiveInt.default(64_000_000), // per image; refused before decoding
-  FQ_PREPROCESS_THREADS: nonNegativeInt.default(0), // 0: one per core
-  FQ_JOB_CONCURRENCY: positiveInt.default(1),
-  FQ_JOB_CANCEL_GRACE_MS: positiveInt.default(8_000), // also the trainer's own stop deadline: < 10 s
-  FQ_SHUTDOWN_GRACE_MS: positiveInt.default(30_000),
-  FQ_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-});
+/** The one declaration of each setting: its variable, default and check, then its name in `Config`. */
+const configSchema = z
+  .object({
+    FQ_HOST: z.string().default('0.0.0.0'),
+    FQ_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+    FQ_MODELS_DIR: z.string().default('./models'),
+    FQ_DEFAULT_MODEL: z.string().optional(),
+    FQ_DATA_DIR: z.string().default('./data'),
+    FQ_DATASETS_DIR: z.string().optional(),
+    FQ_WEIGHTS_DIR: z.string().optional(),
+    FQ_ADMIN_TOKEN: z.string().min(16, 'FQ_ADMIN_TOKEN must be at least 16 characters').optional(),
+    FQ_PYTHON: z.string().default('/usr/bin/python3'),
+    FQ_EXECUTION_PROVIDERS: z
+      .string()
+      .default('cpu')
+      .transform((s) => s.split(',').map((p) => p.trim()).filter(Boolean))
+      .pipe(z.array(executionProvider).min(1)),
+    FQ_BACKEND: backendName.default('onnx'),
+    FQ_PRECISION: precision.default('fp32'), // torch backend on CUDA; CPU always runs fp32
+    FQ_TORCH_COMPILE: flag.default(false), // torch.compile in the torch worker (torch >= 2 only)
+    FQ_INTRA_OP_THREADS: nonNegativeInt.default(0), // 0: onnxruntime picks (one per core)
+    FQ_MAX_BATCH: positiveInt.default(8),
+    FQ_BATCH_WAIT_MS: nonNegativeInt.default(2),
+    FQ_MAX_QUEUE: positiveInt.default(256), // images waiting per model and operation
+    FQ_REQUEST_TIMEOUT_MS: positiveInt.default(60_000),
+    FQ_MAX_BODY_BYTES: positiveInt.default(64 * 1024 * 1024),
+    FQ_MAX_IMAGES: positiveInt.default(64), // per request
+    FQ_MAX_INPUT_PIXELS: positiveInt.default(64_000_000), // per image; refused before decoding
+    FQ_PREPROCESS_THREADS: nonNegativeInt.default(0), // 0: one per core
+    FQ_JOB_CONCURRENCY: positiveInt.default(1),
+    FQ_JOB_CANCEL_GRACE_MS: positiveInt.default(8_000), // also the trainer's own stop deadline: < 10 s
+    FQ_SHUTDOWN_GRACE_MS: positiveInt.default(30_000),
+    FQ_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .transform((e) => {
+    const dataDir = path.resolve(e.FQ_DATA_DIR);
+    return {
+      host: e.FQ_HOST,
+      port: e.FQ_PORT,
+      modelsDir: path.resolve(e.FQ_MODELS_DIR),
+      defaultModel: e.FQ_DEFAULT_MODEL,
+      dataDir,
+      datasetsDir: path.resolve(e.FQ_DATASETS_DIR ?? path.join(dataDir, 'datasets')),
+      /** LPIPS/VGG16 and teacher weights for fine-tuning (never downloaded). */
+      weightsDir: path.resolve(e.FQ_WEIGHTS_DIR ?? path.join(dataDir, 'weights')),
+      adminToken: e.FQ_ADMIN_TOKEN,
+      python: e.FQ_PYTHON,
+      executionProviders: e.FQ_EXECUTION_PROVIDERS,
+      /** onnx, torch, or auto: torch when FQ_PYTHON's torch sees a CUDA device. */
+      backend: e.FQ_BACKEND,
+      precision: e.FQ_PRECISION,
+      torchCompile: e.FQ_TORCH_COMPILE,
+      intraOpThreads: e.FQ_INTRA_OP_THREADS,
+      maxBatch: e.FQ_MAX_BATCH,
+      batchWaitMs: e.FQ_BATCH_WAIT_MS,
+      maxQueue: e.FQ_MAX_QUEUE,
+      requestTimeoutMs: e.FQ_REQUEST_TIMEOUT_MS,
+      maxBodyBytes: e.FQ_MAX_BODY_BYTES,
+      maxImages: e.FQ_MAX_IMAGES,
+      maxInputPixels: e.FQ_MAX_INPUT_PIXELS,
+      preprocessThreads: e.FQ_PREPROCESS_THREADS,
+      jobConcurrency: e.FQ_JOB_CONCURRENCY,
+      jobCancelGraceMs: e.FQ_JOB_CANCEL_GRACE_MS,
+      shutdownGraceMs: e.FQ_SHUTDOWN_GRACE_MS,
+      logLevel: e.FQ_LOG_LEVEL,
+    };
+  });
 
-export interface Config {
-  host: string;
-  port: number;
-  modelsDir: string;
-  defaultModel?: string;
-  dataDir: string;
-  datasetsDir: string;
-  /** LPIPS/VGG16 and teacher weights for fine-tuning (never downloaded). */
-  weightsDir: string;
-  adminToken?: string;
-  python: string;
-  executionProviders: ExecutionProviderName[];
-  /** onnx, torch, or auto: torch when FQ_PYTHON's torch sees a CUDA device. */
-  backend: BackendName;
-  precision: Precision;
-  torchCompile: boolean;
-  intraOpThreads: number;
-  maxBatch: number;
-  batchWaitMs: number;
-  maxQueue: number;
-  requestTimeoutMs: number;
-  maxBodyBytes: number;
-  maxImages: number;
-  maxInputPixels: number;
-  preprocessThreads: number;
-  jobConcurrency: number;
-  jobCancelGraceMs: number;
-  shutdownGraceMs: number;
-  logLevel: string;
-}
+export type Config = z.output<typeof configSchema>;
 
 /** Reads the configuration; throws one error listing every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -85,34 +91,5 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new Error(`invalid configuration:\n${lines.join('\n')}`);
   }
-  const e = parsed.data;
-  const dataDir = path.resolve(e.FQ_DATA_DIR);
-  return {
-    host: e.FQ_HOST,
-    port: e.FQ_PORT,
-    modelsDir: path.resolve(e.FQ_MODELS_DIR),
-    defaultModel: e.FQ_DEFAULT_MODEL,
-    dataDir,
-    datasetsDir: path.resolve(e.FQ_DATASETS_DIR ?? path.join(dataDir, 'datasets')),
-    weightsDir: path.resolve(e.FQ_WEIGHTS_DIR ?? path.join(dataDir, 'weights')),
-    adminToken: e.FQ_ADMIN_TOKEN,
-    python: e.FQ_PYTHON,
-    executionProviders: e.FQ_EXECUTION_PROVIDERS,
-    backend: e.FQ_BACKEND,
-    precision: e.FQ_PRECISION,
-    torchCompile: e.FQ_TORCH_COMPILE,
-    intraOpThreads: e.FQ_INTRA_OP_THREADS,
-    maxBatch: e.FQ_MAX_BATCH,
-    batchWaitMs: e.FQ_BATCH_WAIT_MS,
-    maxQueue: e.FQ_MAX_QUEUE,
-    requestTimeoutMs: e.FQ_REQUEST_TIMEOUT_MS,
-    maxBodyBytes: e.FQ_MAX_BODY_BYTES,
-    maxImages: e.FQ_MAX_IMAGES,
-    maxInputPixels: e.FQ_MAX_INPUT_PIXELS,
-    preprocessThreads: e.FQ_PREPROCESS_THREADS,
-    jobConcurrency: e.FQ_JOB_CONCURRENCY,
-    jobCancelGraceMs: e.FQ_JOB_CANCEL_GRACE_MS,
-    shutdownGraceMs: e.FQ_SHUTDOWN_GRACE_MS,
-    logLevel: e.FQ_LOG_LEVEL,
-  };
+  return parsed.data;
 }

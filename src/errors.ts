@@ -1,4 +1,4 @@
-// The one error type of fqtok: lower layers throw it with a `kind`, the HTTP edge maps kind -> status.
+// The one error type of fqtok: lower layers throw it with a `kind`; the HTTP edge (http/problem.ts) maps kind -> status.
 export type ErrorKind =
   | 'bad_request' // malformed body, options or parameters
   | 'bad_image' // undecodable, truncated or empty image
@@ -46,23 +46,3 @@ export class FqError extends Error {
     this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
-
-export const STATUS_BY_KIND: Record<ErrorKind, number> = {
-  bad_request: 400,
-  bad_image: 422,
-  too_large: 413,
-  unsupported_media_type: 415,
-  not_acceptable: 406,
-  bad_tokens: 422,
-  validation: 422,
-  unknown_model: 404,
-  not_found: 404,
-  conflict: 409,
-  unauthorized: 401,
-  forbidden: 403,
-  disabled: 404,
-  overloaded: 503,
-  timeout: 504,
-  unavailable: 503,
-  internal: 500,
-};

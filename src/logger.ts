@@ -1,7 +1,5 @@
 // The process-wide structured logger (JSON lines on stderr).
 import { pino } from 'pino';
 
-export const logger = pino(
-  { level: process.env.FQ_LOG_LEVEL ?? 'info', base: { service: 'fqtok' } },
-  pino.destination(2),
-);
+/** Its level comes from the configuration (FQ_LOG_LEVEL): the server and the CLI set it once they have read it. */
+export const logger = pino({ level: 'info', base: { service: 'fqtok' } }, pino.destination(2));

@@ -1,15 +1,14 @@
 // Builds the running service from a configuration: registry, preprocessor, app, HTTP server; and stops it.
 import { serve, type ServerType } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
-import { createApp, type App, type Lifecycle } from './app.ts';
+import { createApp, type App } from './app.ts';
+import type { Lifecycle } from './http/app-deps.ts';
 import type { Config } from './config.ts';
 import { openDatabase, type Db } from './db/client.ts';
 import { createPreprocessor } from './imaging/preprocess.ts';
 import { ModelRegistry } from './inference/registry.ts';
 import { JobsService } from './jobs/jobs-service.ts';
 import { dataLayout } from './jobs/layout.ts';
-import { loadPublishedVersions } from './jobs/publish.ts';
-import { recoverInterruptedJobs } from './jobs/recovery.ts';
 import { logger } from './logger.ts';
 
 export interface RunningServer {
@@ -23,8 +22,8 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Config): Promise<RunningServer> {
-  const registry = new ModelRegistry({ ...config, defaultModel: config.defaultModel });
   logger.level = config.logLevel;
+  const registry = new ModelRegistry({ ...config, defaultModel: config.defaultModel });
   await registry.loadModelsDir(config.modelsDir);
   const layout = dataLayout(config.dataDir, config.weightsDir);
   const db = openDatabase(layout.database); // migrations run here, before anything listens
@@ -39,8 +38,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     concurrency: config.jobConcurrency,
     cancelGraceMs: config.jobCancelGraceMs,
   });
-  await loadPublishedVersions({ store: jobs.store, registry, modelsDir: layout.modelsDir });
-  await recoverInterruptedJobs({ store: jobs.store, jobsDir: layout.jobsDir, graceMs: config.jobCancelGraceMs });
+  await jobs.recover();
   const preprocessor = createPreprocessor({
     imageSize: 256,
     maxInputPixels: config.maxInputPixels,
@@ -53,7 +51,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
   });
   const port = (server.address() as AddressInfo).port;
-  jobs.runner.pump();
+  jobs.start();
   logger.info({ port, models: registry.list().map((m) => `${m.name}@${m.version}`), default: registry.defaultModel }, 'fqtok listening');
 
   let closing: Promise<void> | undefined;
@@ -66,7 +64,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       const grace = setTimeout(() => (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.(), config.shutdownGraceMs);
       await closed;
       clearTimeout(grace);
-      await jobs.runner.stop(); // trainers checkpoint and stop; their jobs resume at the next start
+      await jobs.stop(); // trainers checkpoint and stop; their jobs resume at the next start
       db.$client.close();
       await registry.close();
       await preprocessor.close();

@@ -277,6 +277,31 @@ describe('a fine-tuning run', () => {
     assert.deepEqual(checkpoints.data.map((k) => k.available), [false, true, true]); // keep_checkpoints 2
   });
 
+  test('metrics come in pages of events, oldest first, with a cursor to the next page', async () => {
+    type MetricsPage = { steps: { step: number }[]; evals: unknown[]; has_more: boolean; next_cursor: number | null };
+    const metrics = async (query: string) => (await (await api('GET', '/jobs/{id}/metrics', `/jobs/${job.id}/metrics${query}`)).json()) as MetricsPage;
+    const whole = await metrics('');
+    assert.deepEqual([whole.has_more, whole.next_cursor], [false, null]);
+
+    const steps: number[] = [];
+    const cursors: number[] = [];
+    for (let page = await metrics('?limit=1'); ; page = await metrics(`?limit=1&after=${cursors.at(-1)}`)) {
+      assert.equal(page.steps.length + page.evals.length, 1, JSON.stringify(page));
+      steps.push(...page.steps.map((s) => s.step));
+      if (!page.has_more) {
+        assert.equal(page.next_cursor, null);
+        break;
+      }
+      assert.ok(cursors.length < 10, 'the pages end');
+      cursors.push(page.next_cursor!);
+    }
+    assert.deepEqual(steps, [1, 2, 3]); // no eval events in this recipe: one progress event per page
+    assert.equal(cursors.length, 2);
+    assert.ok(cursors[0]! < cursors[1]!);
+
+    assert.equal((await api('GET', '/jobs/{id}/metrics', `/jobs/${job.id}/metrics?limit=10001`)).status, 400);
+  });
+
   test('a fine-tuned model can be fine-tuned again: its version carries its checkpoint', async () => {
     const res = await api('POST', '/jobs/finetune', '/jobs/finetune', request({ base_model: 'mine', output_model: 'tiny', hyperparameters: tinyHyperparameters(1) }));
     const again = (await res.json()) as Job;

@@ -1,6 +1,6 @@
 // POST /decode: token grids in (JSON or NPZ), images out (one image body, or JSON with base64 images).
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import type { AppDeps } from '../app.ts';
+import type { AppDeps } from './app-deps.ts';
 import { decodeGrids } from '../inference/decode-grids.ts';
 import { selectCodebooks } from '../inference/encode-images.ts';
 import { CONTENT_TYPES } from '../imaging/tensor-to-image.ts';

@@ -1,6 +1,6 @@
 // POST /encode: images in, FQGAN token grids out (JSON or NPZ).
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import type { AppDeps } from '../app.ts';
+import type { AppDeps } from './app-deps.ts';
 import { encodeImages, type EncodedBatch } from '../inference/encode-images.ts';
 import { writeNpz } from '../imaging/npz.ts';
 import { validationHook } from './validation.ts';

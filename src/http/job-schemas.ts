@@ -123,8 +123,21 @@ export const JobMetricsSchema = z
       }),
     ),
     evals: z.array(z.object({ step: z.number().int(), time: isoTime }).catchall(z.unknown())),
+    has_more: z.boolean(),
+    next_cursor: z.number().int().nullable().openapi({ description: 'The id of the last event of this page: pass as `after` for the next page' }),
   })
   .openapi('FineTuningJobMetrics');
+
+export const JobMetricsQuerySchema = z.object({
+  after: z.coerce.number().int().nonnegative().optional().openapi({ description: 'Metrics after this event id (`next_cursor` of the previous page)' }),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(10_000)
+    .default(1000)
+    .openapi({ description: 'Progress and eval events per page, together (default 1000, at most 10000)' }),
+});
 
 export const ModelVersionSchema = z
   .object({

@@ -3,7 +3,7 @@ import { createRoute, OpenAPIHono, z, type Hook } from '@hono/zod-openapi';
 import { streamSSE, type SSEStreamingApi } from 'hono/streaming';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
-import type { AppDeps } from '../app.ts';
+import type { AppDeps } from './app-deps.ts';
 import { TERMINAL_STATUSES, type JobEventRow, type JobRow } from '../db/schema.ts';
 import { FqError } from '../errors.ts';
 import type { JobsService } from '../jobs/jobs-service.ts';
@@ -17,6 +17,7 @@ import {
   JobIdParamsSchema,
   JobListQuerySchema,
   JobListSchema,
+  JobMetricsQuerySchema,
   JobMetricsSchema,
   JobSchema,
 } from './job-schemas.ts';
@@ -104,9 +105,11 @@ const metricsRoute = createRoute({
   method: 'get',
   path: '/jobs/{id}/metrics',
   summary: "A job's training curves: losses and codebook usage per progress event, and evaluations (admin)",
+  description:
+    'Paged over the job\'s progress and eval events, oldest first: `limit` of them per page (default 1000, at most 10000); while `has_more`, pass `next_cursor` as `after` for the next page.',
   security,
-  request: { params: JobIdParamsSchema },
-  responses: { 200: json(JobMetricsSchema, 'Metrics'), ...adminProblems },
+  request: { params: JobIdParamsSchema, query: JobMetricsQuerySchema },
+  responses: { 200: json(JobMetricsSchema, 'Metrics'), ...problems(400, 401, 403, 404) },
 });
 
 const checkpointsRoute = createRoute({
@@ -203,7 +206,9 @@ export function jobRoutes(deps: AppDeps) {
     })
     .openapi(metricsRoute, (c) => {
       const { id } = c.req.valid('param');
-      const events = service(deps).events(id, { limit: 1_000_000, types: ['progress', 'eval'] }).data;
+      const query = c.req.valid('query');
+      const page = service(deps).events(id, { after: query.after, limit: query.limit, types: ['progress', 'eval'] });
+      const events = page.data;
       const steps = events
         .filter((e) => e.type === 'progress')
         .map((e) => ({
@@ -214,7 +219,7 @@ export function jobRoutes(deps: AppDeps) {
           images_per_s: numOrNull(e.data.images_per_s),
         }));
       const evals = events.filter((e) => e.type === 'eval').map((e) => ({ ...e.data, step: Number(e.data.step ?? 0), time: e.createdAt.toISOString() }));
-      return c.json({ job_id: id, steps, evals }, 200);
+      return c.json({ job_id: id, steps, evals, has_more: page.hasMore, next_cursor: page.hasMore ? events.at(-1)!.id : null }, 200);
     })
     .openapi(checkpointsRoute, (c) => {
       const data = service(deps)
@@ -231,12 +236,10 @@ async function streamEvents(stream: SSEStreamingApi, jobs: JobsService, id: stri
   let last = after;
   const live: JobEventRow[] = [];
   let wake: (() => void) | undefined;
-  const onEvent = (e: JobEventRow) => {
-    if (e.jobId !== id) return;
+  const unsubscribe = jobs.subscribe(id, (e) => {
     live.push(e);
     wake?.();
-  };
-  jobs.store.changes.on('event', onEvent); // subscribed before reading the backlog, so nothing falls in between
+  }); // subscribed before reading the backlog, so nothing falls in between
   stream.onAbort(() => wake?.());
   const send = async (e: JobEventRow) => {
     if (e.id <= last) return;
@@ -262,6 +265,6 @@ async function streamEvents(stream: SSEStreamingApi, jobs: JobsService, id: stri
       if (!woke && !stream.aborted) await stream.write(': keep-alive\n\n');
     }
   } finally {
-    jobs.store.changes.off('event', onEvent);
+    unsubscribe();
   }
 }

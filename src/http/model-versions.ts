@@ -1,6 +1,6 @@
 // Admin routes for model versions: list a model's versions (shipped and fine-tuned), delete a fine-tuned one.
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import type { AppDeps } from '../app.ts';
+import type { AppDeps } from './app-deps.ts';
 import { FqError } from '../errors.ts';
 import { adminAuth } from './admin-auth.ts';
 import { ModelVersionListSchema } from './job-schemas.ts';

@@ -1,6 +1,6 @@
 // GET /models and GET /models/{name}: what is served, with manifests and execution providers.
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import type { AppDeps } from '../app.ts';
+import type { AppDeps } from './app-deps.ts';
 import type { Tokenizer } from '../inference/tokenizer.ts';
 import { ModelDetailSchema, ModelListSchema, problems } from './schemas.ts';
 import { validationHook } from './validation.ts';

@@ -1,7 +1,7 @@
 // Errors as application/problem+json (RFC 9457): one renderer for every error the app throws.
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { FqError, STATUS_BY_KIND, type ErrorKind } from '../errors.ts';
+import { FqError, type ErrorKind } from '../errors.ts';
 import { logger } from '../logger.ts';
 
 export interface Problem {
@@ -14,6 +14,27 @@ export interface Problem {
   item?: number;
   errors?: { field: string; message: string }[];
 }
+
+/** The one table from error kind to HTTP status: the domain names what went wrong, the edge how to say it. */
+export const STATUS_BY_KIND: Record<ErrorKind, number> = {
+  bad_request: 400,
+  bad_image: 422,
+  too_large: 413,
+  unsupported_media_type: 415,
+  not_acceptable: 406,
+  bad_tokens: 422,
+  validation: 422,
+  unknown_model: 404,
+  not_found: 404,
+  conflict: 409,
+  unauthorized: 401,
+  forbidden: 403,
+  disabled: 404,
+  overloaded: 503,
+  timeout: 504,
+  unavailable: 503,
+  internal: 500,
+};
 
 const TITLES: Record<ErrorKind, string> = {
   bad_request: 'Bad request',

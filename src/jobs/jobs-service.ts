@@ -1,4 +1,4 @@
-// The jobs feature as the HTTP layer sees it: one object bundling the store, the runner and validation.
+// The jobs feature as the HTTP layer and the server see it: the one door to the store, the runner and validation.
 import type { Db } from '../db/client.ts';
 import type { JobEventRow, JobRow, JobStatus } from '../db/schema.ts';
 import { FqError } from '../errors.ts';
@@ -6,6 +6,8 @@ import type { ModelRegistry } from '../inference/registry.ts';
 import { createFinetuneJob, type Created, type CreateJobDeps } from './create-job.ts';
 import { JobStore, type Page } from './job-store.ts';
 import { deleteVersion, listVersions } from './model-versions.ts';
+import { loadPublishedVersions } from './publish.ts';
+import { recoverInterruptedJobs } from './recovery.ts';
 import { JobRunner } from './runner.ts';
 import type { FinetuneRequest } from './spec.ts';
 
@@ -22,14 +24,31 @@ export interface JobsServiceOptions {
 }
 
 export class JobsService {
-  readonly store: JobStore;
-  readonly runner: JobRunner;
+  private readonly store: JobStore;
+  private readonly runner: JobRunner;
   private readonly createDeps: CreateJobDeps;
 
   constructor(private readonly options: JobsServiceOptions) {
     this.store = new JobStore(options.db);
     this.runner = new JobRunner({ ...options, store: this.store });
     this.createDeps = { ...options, store: this.store };
+  }
+
+  /** At start-up, before listening: serves every published version and requeues (or fails) the jobs a previous process left running. */
+  async recover(): Promise<void> {
+    const { registry, modelsDir, jobsDir, cancelGraceMs } = this.options;
+    await loadPublishedVersions({ store: this.store, registry, modelsDir });
+    await recoverInterruptedJobs({ store: this.store, jobsDir, graceMs: cancelGraceMs });
+  }
+
+  /** Starts the queued jobs there is room for; later ones start as jobs are queued and end. */
+  start(): void {
+    this.runner.pump();
+  }
+
+  /** Service shutdown: running trainers checkpoint and stop; their jobs resume at the next start. */
+  stop(): Promise<void> {
+    return this.runner.stop();
   }
 
   async create(request: FinetuneRequest, idempotencyKey?: string): Promise<Created> {
@@ -55,6 +74,15 @@ export class JobsService {
   events(id: string, options: { after?: number; limit: number; types?: string[] }): Page<JobEventRow> {
     this.get(id);
     return this.store.listEvents(id, options);
+  }
+
+  /** Calls `onEvent` with each new event of job `id` from now on; returns the function that stops it. */
+  subscribe(id: string, onEvent: (event: JobEventRow) => void): () => void {
+    const listener = (event: JobEventRow) => {
+      if (event.jobId === id) onEvent(event);
+    };
+    this.store.changes.on('event', listener);
+    return () => this.store.changes.off('event', listener);
   }
 
   checkpoints(id: string) {

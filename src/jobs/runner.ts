@@ -44,10 +44,6 @@ export class JobRunner {
     }
   }
 
-  get running(): number {
-    return this.active.size;
-  }
-
   /** Queued jobs end at once; a running one gets SIGTERM (it checkpoints), then SIGKILL after the grace period. */
   cancel(id: string): JobRow {
     const { store } = this.options;

@@ -1,0 +1,18 @@
+// What the routes need from the running service: one type, so that route files and app.ts do not import each other.
+import type { Config } from '../config.ts';
+import type { CropSource } from '../inference/encode-images.ts';
+import type { ModelRegistry } from '../inference/registry.ts';
+import type { JobsService } from '../jobs/jobs-service.ts';
+
+export interface Lifecycle {
+  shuttingDown: boolean;
+}
+
+export interface AppDeps {
+  config: Config;
+  registry: ModelRegistry;
+  preprocessor: CropSource;
+  lifecycle: Lifecycle;
+  /** Fine-tuning jobs and model versions (admin); absent where nothing runs them (e.g. `fqtok openapi`). */
+  jobs?: JobsService;
+}
