@@ -11,6 +11,8 @@ const USAGE = `usage: fqtok <command> [options]
   serve                                   start the HTTP service (settings from FQ_* variables)
   encode <folders or files...> --out DIR  tokenise images into DIR/{i}_{codebook}.npy + DIR/index.jsonl
          [--labels DIR] [--augment none|flip|ten_crop] [--orientation ignore|exif] [--model NAME] [--server URL]
+         [--batch-size N]                 images per batch (default: 64 crops' worth on a GPU provider,
+                                          FQ_MAX_BATCH crops' worth on CPU, 16 to a CPU server)
   decode <codes dir> --out DIR            rebuild images from {i}_{codebook}.npy files
          [--format png|jpeg|webp] [--model NAME] [--server URL]
   convert --checkpoint PATH --out models/NAME [--weights model|ema]
@@ -24,8 +26,8 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-async function client(server: string | undefined): Promise<TokenizerClient> {
-  return server ? remoteClient(server) : localClient(loadConfig());
+async function client(server: string | undefined, model?: string): Promise<TokenizerClient> {
+  return server ? remoteClient(server, model) : localClient(loadConfig());
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -45,14 +47,18 @@ async function main(argv: string[]): Promise<number> {
           orientation: { type: 'string', default: 'ignore' },
           model: { type: 'string' },
           server: { type: 'string' },
+          'batch-size': { type: 'string' },
         },
       });
       if (!values.out || positionals.length === 0) fail('encode needs input folders or files and --out DIR');
+      const batchSize = values['batch-size'] === undefined ? undefined : Number(values['batch-size']);
+      if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize > 0)) fail('--batch-size must be a positive integer');
       if (!['none', 'flip', 'ten_crop'].includes(values.augment)) fail(`--augment must be none, flip or ten_crop`);
       if (!['ignore', 'exif'].includes(values.orientation)) fail(`--orientation must be ignore or exif`);
-      const c = await client(values.server);
+      const c = await client(values.server, values.model);
       try {
         const summary = await encodeCommand(c, {
+          batchSize,
           inputs: positionals,
           out: values.out,
           labels: values.labels,
@@ -61,6 +67,8 @@ async function main(argv: string[]): Promise<number> {
           orientation: values.orientation as 'ignore',
         });
         for (const s of summary.skipped) process.stderr.write(`skipped ${s.file}: ${s.reason}\n`);
+        const rate = summary.encoded / summary.seconds;
+        process.stderr.write(`encoded ${summary.encoded} images in ${summary.seconds.toFixed(1)} s (${rate.toFixed(1)} images/s, batches of ${summary.batchSize})\n`);
         process.stdout.write(JSON.stringify({ encoded: summary.encoded, skipped: summary.skipped.length, out: summary.out }) + '\n');
       } finally {
         await c.close();
