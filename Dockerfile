@@ -26,7 +26,9 @@ COPY package.json package-lock.json ./
 # npm >= 11.16 already skips onnxruntime-node's install script (package.json allowScripts); older npm
 # (the one in node:20 images) would run it, and it downloads the CUDA EP from NuGet. The CPU image
 # needs none of that: say so for any npm.
+# onnxruntime-node ships binaries for every OS (220 of its 290 MB are macOS and Windows ones).
 RUN ONNXRUNTIME_NODE_INSTALL=skip npm ci --omit=dev --no-audit --no-fund \
+ && rm -rf node_modules/onnxruntime-node/bin/napi-v6/darwin node_modules/onnxruntime-node/bin/napi-v6/win32 \
  && npm cache clean --force
 
 # ---------------------------------------------------------------- + onnxruntime's CUDA EP
@@ -54,7 +56,7 @@ FROM ${NODE_IMAGE} AS cpu
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --uid 10001 --user-group --home-dir /data --no-create-home fqtok \
+ && useradd --uid 10001 --user-group --create-home --home-dir /home/fqtok fqtok \
  && mkdir -p /data \
  && chown fqtok:fqtok /data
 WORKDIR /app
@@ -92,7 +94,7 @@ RUN apt-get update \
 RUN python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --index-url "${TORCH_INDEX_URL}" torch torchvision \
  && /opt/venv/bin/pip install --no-cache-dir numpy pillow onnx
-RUN useradd --uid 10001 --user-group --home-dir /data --no-create-home fqtok \
+RUN useradd --uid 10001 --user-group --create-home --home-dir /home/fqtok fqtok \
  && mkdir -p /data /run/user/10001 \
  && chown fqtok:fqtok /data /run/user/10001 \
  && chmod 700 /run/user/10001
