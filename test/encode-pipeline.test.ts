@@ -54,7 +54,7 @@ function gatedClient(): TokenizerClient & { maxConcurrent: number } {
 }
 
 test('several batches are in flight at once, at most BATCHES_IN_FLIGHT, and the codes match a one-at-a-time run', async () => {
-  const options = { inputs: [dir], augment: 'none', orientation: 'ignore', progress: false } as const;
+  const options = { inputs: [dir], augment: 'none' as const, orientation: 'ignore' as const, progress: false };
   const client = gatedClient();
   const pipelined = await encodeCommand(client, { ...options, out: path.join(dir, 'pipelined'), batchSize: 2 });
   assert.equal(pipelined.encoded, 7);
