@@ -13,6 +13,8 @@ const USAGE = `usage: fqtok <command> [options]
   encode <folders or files...> --out DIR  tokenise images into DIR/{i}_{codebook}.npy + DIR/index.jsonl
          [--labels DIR] [--augment none|flip|ten_crop] [--orientation ignore|exif] [--model NAME] [--server URL]
          [--backend onnx|torch|auto]      in-process backend (default FQ_BACKEND)
+         [--batch-size N]                 images per batch (default: 64 crops' worth on a GPU provider,
+                                          FQ_MAX_BATCH crops' worth on CPU, 16 to a CPU server)
   decode <codes dir> --out DIR            rebuild images from {i}_{codebook}.npy files
          [--format png|jpeg|webp] [--model NAME] [--server URL]
   convert --checkpoint PATH --out models/NAME [--weights model|ema]
@@ -33,8 +35,9 @@ function configure(env: NodeJS.ProcessEnv = process.env): Config {
   return config;
 }
 
-async function client(server: string | undefined, backend?: string): Promise<TokenizerClient> {
-  if (server) return remoteClient(server);
+async function client(server: string | undefined, options: { backend?: string; model?: string } = {}): Promise<TokenizerClient> {
+  if (server) return remoteClient(server, options.model);
+  const backend = options.backend;
   return localClient(configure(backend ? { ...process.env, FQ_BACKEND: backend } : process.env));
 }
 
@@ -56,16 +59,20 @@ async function main(argv: string[]): Promise<number> {
           model: { type: 'string' },
           server: { type: 'string' },
           backend: { type: 'string' },
+          'batch-size': { type: 'string' },
         },
       });
       if (!values.out || positionals.length === 0) fail('encode needs input folders or files and --out DIR');
       if (values.backend && !['onnx', 'torch', 'auto'].includes(values.backend)) fail('--backend must be onnx, torch or auto');
       if (values.backend && values.server) fail('--backend applies in-process; the server chooses its own');
+      const batchSize = values['batch-size'] === undefined ? undefined : Number(values['batch-size']);
+      if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize > 0)) fail('--batch-size must be a positive integer');
       if (!['none', 'flip', 'ten_crop'].includes(values.augment)) fail(`--augment must be none, flip or ten_crop`);
       if (!['ignore', 'exif'].includes(values.orientation)) fail(`--orientation must be ignore or exif`);
-      const c = await client(values.server, values.backend);
+      const c = await client(values.server, { backend: values.backend, model: values.model });
       try {
         const summary = await encodeCommand(c, {
+          batchSize,
           inputs: positionals,
           out: values.out,
           labels: values.labels,
@@ -74,6 +81,8 @@ async function main(argv: string[]): Promise<number> {
           orientation: values.orientation as 'ignore',
         });
         for (const s of summary.skipped) process.stderr.write(`skipped ${s.file}: ${s.reason}\n`);
+        const rate = summary.encoded / summary.seconds;
+        process.stderr.write(`encoded ${summary.encoded} images in ${summary.seconds.toFixed(1)} s (${rate.toFixed(1)} images/s, batches of ${summary.batchSize})\n`);
         process.stdout.write(JSON.stringify({ encoded: summary.encoded, skipped: summary.skipped.length, out: summary.out }) + '\n');
       } finally {
         await c.close();

@@ -77,8 +77,30 @@ test('encode against a server gives the same codes as in-process; decode writes 
   assert.deepEqual(readdirSync(viaServer).sort(), ['0.png', '1.png']);
 });
 
+/** Every file of a codes folder (npy and index), by name. */
+function folderBytes(dir: string): Record<string, Buffer> {
+  return Object.fromEntries(readdirSync(dir).sort().map((f) => [f, readFileSync(path.join(dir, f))]));
+}
+
+test('encode writes the same files whatever the batch size, in-process and against a server', async () => {
+  const images = path.join(dataset, 'images');
+  const byBatch: Record<string, Record<string, Buffer>> = {};
+  for (const [label, extra] of [['default', []], ['1', ['--batch-size', '1']], ['5', ['--batch-size', '5']], ['server-2', ['--batch-size', '2', '--server', server.url]]] as const) {
+    const out = path.join(dataset, `codes-batch-${label}`);
+    const { stdout, stderr } = await fqtok('encode', images, '--out', out, '--augment', 'flip', ...extra);
+    assert.deepEqual(JSON.parse(stdout), { encoded: 5, skipped: 1, out });
+    // On CPU the default batch is one micro-batch (FQ_MAX_BATCH = 8 crops): 4 images with their mirrors.
+    const batch = label === 'default' ? '4' : label.replace('server-', '');
+    assert.match(stderr, new RegExp(`encoded 5 images in [0-9.]+ s \\([0-9.]+ images/s, batches of ${batch}\\)`));
+    byBatch[label] = folderBytes(out);
+  }
+  assert.equal(Object.keys(byBatch.default!).length, 5 * 3 + 1);
+  for (const label of ['1', '5', 'server-2']) assert.deepEqual(byBatch[label], byBatch.default, `batch size ${label}`);
+});
+
 test('bad usage exits 2 with a message', async () => {
   await assert.rejects(fqtok('encode', dataset), (err: { code: number; stderr: string }) => err.code === 2 && /--out/.test(err.stderr));
+  await assert.rejects(fqtok('encode', dataset, '--out', dataset, '--batch-size', '0'), (err: { code: number; stderr: string }) => err.code === 2 && /--batch-size/.test(err.stderr));
   await assert.rejects(fqtok('bogus'), (err: { code: number; stderr: string }) => err.code === 2 && /unknown command/.test(err.stderr));
 });
 

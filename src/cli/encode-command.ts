@@ -1,82 +1,155 @@
 // `fqtok encode`: tokenises folders of images into the reference extractor's .npy layout.
+//
+// A pipeline, so that an accelerator never waits for the CPU: up to BATCHES_IN_FLIGHT batches are
+// under way at once, each reading its files, decoding and cropping them (the preprocessing worker
+// pool) and then running inference; while one batch is in inference the next ones are being
+// preprocessed. Results are written in file order as batches finish. Memory in flight is bounded by
+// BATCHES_IN_FLIGHT x batch size x views x (file bytes + about 1 MB of crops and tensor per view).
 import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { writeNpy } from '../imaging/npz.ts';
 import type { SourceImage } from '../inference/encode-images.ts';
+import { VIEWS } from '../inference/views.ts';
 import { findImages, type ImageFile } from './find-images.ts';
 import type { EncodeOptions, EncodedFiles, TokenizerClient } from './tokenizer-client.ts';
+
+/** One batch in inference, one being preprocessed, one being read: enough to keep inference busy. */
+export const BATCHES_IN_FLIGHT = 3;
 
 export interface EncodeCommandOptions extends EncodeOptions {
   inputs: string[];
   out: string;
   /** Folder for `{i}.npy` class labels, as the reference writes them; none when undefined. */
   labels?: string;
+  /** Images per batch; default: the client's preferred batch of crops divided by the views per image. */
+  batchSize?: number;
+  /** Draw a progress bar on stderr (only drawn when stderr is a terminal). */
+  progress?: boolean;
 }
 
 export interface EncodeSummary {
   encoded: number;
   skipped: { file: string; reason: string }[];
   out: string;
+  batchSize: number;
+  seconds: number;
 }
 
-/** Encodes a batch; when the batch is refused, encodes its files one by one so one bad file skips only itself. */
-async function encodeTolerant(client: TokenizerClient, files: ImageFile[], options: EncodeOptions) {
-  const images: SourceImage[] = await Promise.all(files.map(async (f) => ({ bytes: await readFile(f.path), name: path.basename(f.path) })));
+/** The outcome for some files of a batch: their tokens, or why they were skipped. */
+type BatchPart = { files: ImageFile[]; result: EncodedFiles } | { files: ImageFile[]; error: string };
+
+/** Images per batch when the user does not say: one inference run's worth of crops. */
+export function defaultBatchSize(client: TokenizerClient, options: EncodeOptions): number {
+  return Math.max(1, Math.floor(client.preferredBatch / VIEWS[options.augment].length));
+}
+
+/**
+ * Encodes a batch; when the batch is refused, encodes its files one by one so one bad file skips
+ * only itself. Never rejects: a batch that fails while earlier ones are still awaited must not
+ * become an unhandled rejection.
+ */
+async function encodeTolerant(client: TokenizerClient, files: ImageFile[], options: EncodeOptions): Promise<BatchPart[]> {
+  const read = await Promise.all(files.map((f) => readFile(f.path).then((bytes) => ({ bytes, name: path.basename(f.path) }), (err: Error) => err)));
+  const out: BatchPart[] = [];
+  const readable: ImageFile[] = [];
+  const images: SourceImage[] = [];
+  read.forEach((r, i) => {
+    if (r instanceof Error) out.push({ files: [files[i]!], error: r.message });
+    else (readable.push(files[i]!), images.push(r));
+  });
+  if (readable.length === 0) return out;
   try {
-    return [{ files, result: await client.encode(images, options) }];
+    out.push({ files: readable, result: await client.encode(images, options) });
   } catch (err) {
-    if (files.length === 1) return [{ files, error: (err as Error).message }];
-    const out: { files: ImageFile[]; result?: EncodedFiles; error?: string }[] = [];
-    for (let i = 0; i < files.length; i++) {
+    if (readable.length === 1) out.push({ files: readable, error: (err as Error).message });
+    else for (let i = 0; i < readable.length; i++) {
       try {
-        out.push({ files: [files[i]!], result: await client.encode([images[i]!], options) });
+        out.push({ files: [readable[i]!], result: await client.encode([images[i]!], options) });
       } catch (e) {
-        out.push({ files: [files[i]!], error: (e as Error).message });
+        out.push({ files: [readable[i]!], error: (e as Error).message });
       }
     }
-    return out;
   }
+  // Written in the order the files were listed, whatever failed where.
+  const order = new Map(files.map((f, i) => [f, i]));
+  return out.sort((a, b) => order.get(a.files[0]!)! - order.get(b.files[0]!)!);
+}
+
+function progressBar(enabled: boolean, total: number) {
+  const bar = new cliProgress.SingleBar(
+    {
+      format: 'encode [{bar}] {value}/{total} images | {rate} images/s | {eta_formatted} left',
+      stream: process.stderr,
+      // cli-progress draws nothing when stderr is not a terminal; logs and pipes stay clean.
+      noTTYOutput: false,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const started = performance.now();
+  if (enabled) bar.start(total, 0, { rate: '-' });
+  return {
+    increment(n: number, done: number) {
+      if (enabled) bar.increment(n, { rate: (done / ((performance.now() - started) / 1000)).toFixed(1) });
+    },
+    stop() {
+      if (enabled) bar.stop();
+    },
+  };
 }
 
 export async function encodeCommand(client: TokenizerClient, options: EncodeCommandOptions): Promise<EncodeSummary> {
+  const started = performance.now();
   const files = await findImages(options.inputs);
+  const batchSize = options.batchSize ?? defaultBatchSize(client, options);
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
   await mkdir(options.out, { recursive: true });
   if (options.labels) await mkdir(options.labels, { recursive: true });
   const indexFile = path.join(options.out, 'index.jsonl');
   await writeFile(indexFile, '');
-  const bar = new cliProgress.SingleBar({ format: 'encode [{bar}] {value}/{total} images | {eta_formatted} left', stream: process.stderr }, cliProgress.Presets.shades_classic);
-  bar.start(files.length, 0);
+  const bar = progressBar(options.progress ?? true, files.length);
 
-  const summary: EncodeSummary = { encoded: 0, skipped: [], out: options.out };
+  const summary: EncodeSummary = { encoded: 0, skipped: [], out: options.out, batchSize, seconds: 0 };
   const batches: ImageFile[][] = [];
-  for (let i = 0; i < files.length; i += client.batchSize) batches.push(files.slice(i, i + client.batchSize));
-  // One batch in flight ahead of the one being written keeps the tokenizer busy.
-  let pending = batches.length > 0 ? encodeTolerant(client, batches[0]!, options) : undefined;
+  for (let i = 0; i < files.length; i += batchSize) batches.push(files.slice(i, i + batchSize));
+  const inFlight: Promise<BatchPart[]>[] = [];
+  let next = 0;
+  const startNext = () => {
+    if (next < batches.length) inFlight.push(encodeTolerant(client, batches[next++]!, options));
+  };
+  for (let i = 0; i < BATCHES_IN_FLIGHT; i++) startNext();
+  let done = 0;
   for (let b = 0; b < batches.length; b++) {
-    const parts = await pending!;
-    pending = b + 1 < batches.length ? encodeTolerant(client, batches[b + 1]!, options) : undefined;
+    const parts = await inFlight.shift()!;
+    startNext();
     for (const part of parts) {
-      if (!part.result) {
-        summary.skipped.push({ file: part.files[0]!.path, reason: part.error ?? 'unknown' });
+      if ('error' in part) {
+        summary.skipped.push({ file: part.files[0]!.path, reason: part.error });
         continue;
       }
-      const { tokens, codebooks, views, cells } = part.result;
-      for (let k = 0; k < part.files.length; k++) {
-        const i = summary.encoded++;
-        const per = views * cells;
-        for (const name of codebooks) {
-          const data = tokens[name]!.slice(k * per, (k + 1) * per);
-          await writeFile(path.join(options.out, `${i}_${name}.npy`), writeNpy({ shape: [1, views, cells], data }, 'int64'));
-        }
-        if (options.labels) {
-          await writeFile(path.join(options.labels, `${i}.npy`), writeNpy({ shape: [1], data: Int32Array.of(part.files[k]!.label) }, 'int64'));
-        }
-        await appendFile(indexFile, JSON.stringify({ index: i, file: part.files[k]!.path, label: part.files[k]!.label }) + '\n');
-      }
+      await writeCodes(part.files, part.result, summary, options, indexFile);
     }
-    bar.increment(batches[b]!.length);
+    done += batches[b]!.length;
+    bar.increment(batches[b]!.length, done);
   }
   bar.stop();
+  summary.seconds = (performance.now() - started) / 1000;
   return summary;
+}
+
+/** `{i}_{codebook}.npy` (int64 [1, views, h*w]) per file, its label, and its line in index.jsonl. */
+async function writeCodes(files: ImageFile[], result: EncodedFiles, summary: EncodeSummary, options: EncodeCommandOptions, indexFile: string) {
+  const { tokens, codebooks, views, cells } = result;
+  const per = views * cells;
+  for (let k = 0; k < files.length; k++) {
+    const i = summary.encoded++;
+    for (const name of codebooks) {
+      const data = tokens[name]!.slice(k * per, (k + 1) * per);
+      await writeFile(path.join(options.out, `${i}_${name}.npy`), writeNpy({ shape: [1, views, cells], data }, 'int64'));
+    }
+    if (options.labels) {
+      await writeFile(path.join(options.labels, `${i}.npy`), writeNpy({ shape: [1], data: Int32Array.of(files[k]!.label) }, 'int64'));
+    }
+    await appendFile(indexFile, JSON.stringify({ index: i, file: files[k]!.path, label: files[k]!.label }) + '\n');
+  }
 }

@@ -23,19 +23,31 @@ export interface EncodedFiles {
 }
 
 export interface TokenizerClient {
-  /** Largest batch worth sending at once. */
-  batchSize: number;
+  /**
+   * Crops (images x views) worth sending at once: enough to fill one inference run. On a GPU that is
+   * GPU_BATCH (a GPU's throughput keeps growing with the batch where a CPU's is flat); on a CPU the
+   * micro-batch maximum (FQ_MAX_BATCH), since larger batches only add latency and memory there.
+   */
+  preferredBatch: number;
   encode(images: SourceImage[], options: EncodeOptions): Promise<EncodedFiles>;
   decode(set: GridSet, options: { model?: string; format: 'png' | 'jpeg' | 'webp' }): Promise<Buffer[]>;
   close(): Promise<void>;
 }
 
+/** Crops per inference run for bulk work on a GPU provider. */
+export const GPU_BATCH = 64;
+/** Crops per request to a CPU server, whose micro-batch maximum the client cannot see (its default is 8). */
+const REMOTE_CPU_BATCH = 16;
+
 export async function localClient(config: Config): Promise<TokenizerClient> {
-  const registry = new ModelRegistry(config);
+  const onGpu = config.executionProviders[0] !== 'cpu';
+  const preferredBatch = onGpu ? Math.max(GPU_BATCH, config.maxBatch) : config.maxBatch;
+  // Bulk work owns this process: one run per batch, and room in the queue for every batch in flight.
+  const registry = new ModelRegistry({ ...config, maxBatch: preferredBatch, maxQueue: Math.max(config.maxQueue, 64 * preferredBatch) });
   await registry.loadModelsDir(config.modelsDir);
   const preprocessor = createPreprocessor({ imageSize: 256, maxInputPixels: config.maxInputPixels, threads: config.preprocessThreads });
   return {
-    batchSize: config.maxBatch,
+    preferredBatch,
     async encode(images, options) {
       const tokenizer = registry.get(options.model);
       const batch = await encodeImages(tokenizer, preprocessor, images, { augment: options.augment, orientation: options.orientation });
@@ -64,14 +76,23 @@ async function expectOk(response: Response): Promise<Response> {
   throw new Error(`server answered ${response.status}: ${detail}`);
 }
 
-export function remoteClient(baseUrl: string): TokenizerClient {
+/** A server's answer to GET /models, as far as the client reads it. */
+interface ModelsListing {
+  default: string | null;
+  models?: { name: string; execution_provider?: string }[];
+}
+
+export async function remoteClient(baseUrl: string, model?: string): Promise<TokenizerClient> {
   const url = (p: string, q: Record<string, string | undefined>) => {
     const u = new URL(p, baseUrl);
     for (const [k, v] of Object.entries(q)) if (v !== undefined) u.searchParams.set(k, v);
     return u;
   };
+  const listing = (await (await expectOk(await fetch(url('/models', {})))).json()) as ModelsListing;
+  const served = listing.models?.find((m) => m.name === (model ?? listing.default));
+  const onGpu = served?.execution_provider !== undefined && served.execution_provider !== 'cpu';
   return {
-    batchSize: 16,
+    preferredBatch: onGpu ? GPU_BATCH : REMOTE_CPU_BATCH,
     async encode(images, options) {
       const form = new FormData();
       images.forEach((image, i) => form.append('image', new Blob([new Uint8Array(image.bytes)]), image.name ?? `image-${i}`));

@@ -13,14 +13,13 @@
 // Every output pixel depends only on its own input window, so a caller that keeps only part of the
 // result (a centre crop) can ask for just that part: `axisSpan` + `resampleSpan`. The bytes are the
 // same as cutting them out of the full resize.
+import { HALF, PRECISION_BITS, resampleColumns, resampleRows, type ResampleKernel } from './pil-resample-passes.ts';
 import type { RgbImage } from './rgb-image.ts';
 
 export type ResampleFilter = 'box' | 'bicubic';
+export type { ResampleKernel } from './pil-resample-passes.ts';
 
-/** 32 bits minus 8 for the result, minus 2 of headroom for the negative lobes of bicubic. */
-const PRECISION_BITS = 22;
 const FIXED_ONE = 1 << PRECISION_BITS;
-const HALF = 1 << (PRECISION_BITS - 1);
 
 interface Filter {
   /** Half-width of the filter at scale 1. */
@@ -40,16 +39,6 @@ function bicubicWeight(x: number): number {
   if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
   if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
   return 0;
-}
-
-/** For each output pixel along one axis: which input pixels it reads and their fixed-point weights. */
-export interface ResampleKernel {
-  /** Weights stored per output pixel (Pillow's ksize); only the first `count[i]` are used. */
-  taps: number;
-  /** First input pixel read by each output pixel. */
-  first: Int32Array;
-  count: Int32Array;
-  weights: Int32Array;
 }
 
 export function resampleKernel(inSize: number, outSize: number, filterName: ResampleFilter): ResampleKernel {
@@ -205,62 +194,6 @@ function halvePairs(image: RgbImage, left: number, top: number, outWidth: number
   return { data: out, width: outWidth, height: outHeight };
 }
 
-/** Horizontal pass over rows [rowStart, rowEnd): one output pixel per kernel entry. */
-function resampleRows(image: RgbImage, rowStart: number, rowEnd: number, kernel: ResampleKernel): RgbImage {
-  const { data: src } = image;
-  const { taps, first, count, weights } = kernel;
-  const outWidth = first.length;
-  const height = rowEnd - rowStart;
-  const rowIn = image.width * 3;
-  const out = new Uint8Array(outWidth * height * 3);
-  let o = 0;
-  for (let y = rowStart; y < rowEnd; y++) {
-    const row = y * rowIn;
-    for (let x = 0; x < outWidth; x++) {
-      const k = x * taps;
-      const n = count[x]!;
-      let p = row + first[x]! * 3;
-      let r = HALF;
-      let g = HALF;
-      let b = HALF;
-      for (let i = 0; i < n; i++, p += 3) {
-        const w = weights[k + i]!;
-        r += src[p]! * w;
-        g += src[p + 1]! * w;
-        b += src[p + 2]! * w;
-      }
-      out[o++] = clip8(r);
-      out[o++] = clip8(g);
-      out[o++] = clip8(b);
-    }
-  }
-  return { data: out, width: outWidth, height };
-}
-
-/** Vertical pass over every column: one output row per kernel entry, a whole row at a time. */
-function resampleColumns(image: RgbImage, kernel: ResampleKernel): RgbImage {
-  const { data: src, width } = image;
-  const { taps, first, count, weights } = kernel;
-  const outHeight = first.length;
-  const rowBytes = width * 3;
-  const out = new Uint8Array(rowBytes * outHeight);
-  // Summing tap by tap over whole rows reads memory in order; integer sums are order-independent.
-  const sums = new Int32Array(rowBytes);
-  for (let y = 0; y < outHeight; y++) {
-    sums.fill(HALF);
-    const k = y * taps;
-    const n = count[y]!;
-    for (let i = 0; i < n; i++) {
-      const w = weights[k + i]!;
-      const row = (first[y]! + i) * rowBytes;
-      for (let j = 0; j < rowBytes; j++) sums[j] = sums[j]! + src[row + j]! * w;
-    }
-    const o = y * rowBytes;
-    for (let j = 0; j < rowBytes; j++) out[o + j] = clip8(sums[j]!);
-  }
-  return { data: out, width, height: outHeight };
-}
-
 /** A copy of a width x height block starting at (left, top); the image itself when that is all of it. */
 function window(image: RgbImage, left: number, top: number, width: number, height: number): RgbImage {
   if (left === 0 && top === 0 && width === image.width && height === image.height) return image;
@@ -271,10 +204,4 @@ function window(image: RgbImage, left: number, top: number, width: number, heigh
     out.set(image.data.subarray(start, start + rowBytes), y * rowBytes);
   }
   return { data: out, width, height };
-}
-
-/** Pillow's clip8: arithmetic shift (floor) to 8 bits, then clamp to 0..255. */
-function clip8(sum: number): number {
-  const v = sum >> PRECISION_BITS;
-  return v < 0 ? 0 : v > 255 ? 255 : v;
 }

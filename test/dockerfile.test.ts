@@ -1,0 +1,63 @@
+// The Dockerfile, checked without a container engine: what it copies exists and is not ignored, local
+// state stays out of the build context, and each final image runs node directly as an unprivileged user.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { ROOT } from './helpers/server.ts';
+
+const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8')
+  .replace(/\\\n/g, ' ') // join continuation lines
+  .split('\n')
+  .map((line) => line.trim())
+  .filter((line) => line && !line.startsWith('#'));
+const ignored = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8')
+  .split('\n')
+  .map((line) => line.trim())
+  .filter((line) => line && !line.startsWith('#'));
+
+/** Instructions per stage name, in order. */
+function stages(): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  let current: string[] = [];
+  for (const line of dockerfile) {
+    const from = /^FROM\s+\S+(?:\s+AS\s+(\S+))?/i.exec(line);
+    if (from) out.set(from[1] ?? `stage${out.size}`, (current = []));
+    current.push(line);
+  }
+  return out;
+}
+
+test('every path copied from the build context exists and is not excluded by .dockerignore', () => {
+  const sources = dockerfile
+    .filter((line) => /^COPY\s/i.test(line) && !/--from=/.test(line))
+    .flatMap((line) => line.split(/\s+/).slice(1).filter((word) => !word.startsWith('--')).slice(0, -1));
+  assert.ok(sources.length >= 5, `found only ${sources.join(', ')}`);
+  for (const source of sources) {
+    assert.ok(existsSync(path.join(ROOT, source)), `COPY ${source}: no such path`);
+    const top = source.split('/')[0]!;
+    assert.ok(!ignored.includes(source) && !ignored.includes(top), `COPY ${source}, but .dockerignore excludes it`);
+  }
+});
+
+test('.dockerignore keeps local state and installed packages out of the context', () => {
+  for (const entry of ['node_modules', 'data', '.git']) assert.ok(ignored.includes(entry), `.dockerignore lacks ${entry}`);
+});
+
+test('cpu and gpu images: non-root, volumes for models and data, /readyz health check, node under tini in exec form', () => {
+  const all = stages();
+  for (const target of ['cpu', 'gpu']) {
+    const lines = all.get(target);
+    assert.ok(lines, `no stage named ${target}`);
+    const find = (instruction: string) => lines.filter((l) => l.toUpperCase().startsWith(`${instruction} `));
+    assert.deepEqual(find('USER'), ['USER fqtok'], `${target}: USER`);
+    assert.match(find('VOLUME').join(), /"\/models", "\/data"/, `${target}: VOLUME`);
+    assert.match(find('HEALTHCHECK').join(), /\/readyz/, `${target}: HEALTHCHECK`);
+    const entrypoint = JSON.parse(find('ENTRYPOINT')[0]!.slice('ENTRYPOINT '.length)) as string[];
+    assert.deepEqual(entrypoint.slice(0, 3), ['/usr/bin/tini', '--', 'node'], `${target}: ENTRYPOINT`);
+  }
+  const gpu = all.get('gpu')!.join('\n');
+  assert.match(gpu, /NVIDIA_DRIVER_CAPABILITIES=\S*graphics/);
+  assert.match(gpu, /libvulkan1/);
+  assert.match(all.get('node-deps-cuda')!.join('\n'), /ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules\/onnxruntime-node\/script\/install\.js/);
+});
