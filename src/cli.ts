@@ -11,7 +11,10 @@ const USAGE = `usage: fqtok <command> [options]
   serve                                   start the HTTP service (settings from FQ_* variables)
   encode <folders or files...> --out DIR  tokenise images into DIR/{i}_{codebook}.npy + DIR/index.jsonl
          [--labels DIR] [--augment none|flip|ten_crop] [--orientation ignore|exif] [--model NAME] [--server URL]
-  decode <codes dir> --out DIR            rebuild images from {i}_{codebook}.npy files
+  decode <codes dir or .npz> --out DIR|FILE.npz
+                                          rebuild images from {i}_{codebook}.npy files or an .npz of grids or
+                                          flat h*w sequences: one image file each into DIR, or one evaluation
+                                          archive (arr_0 uint8 [N, H, W, 3]) when --out ends in .npz
          [--format png|jpeg|webp] [--model NAME] [--server URL]
   convert --checkpoint PATH --out models/NAME [--weights model|ema]
                                           make a released FQGAN checkpoint servable (ONNX + manifest)
@@ -73,7 +76,7 @@ async function main(argv: string[]): Promise<number> {
         allowPositionals: true,
         options: { out: { type: 'string' }, format: { type: 'string', default: 'png' }, model: { type: 'string' }, server: { type: 'string' } },
       });
-      if (!values.out || positionals.length !== 1) fail('decode needs one codes folder and --out DIR');
+      if (!values.out || positionals.length !== 1) fail('decode needs one codes folder or .npz and --out DIR or --out FILE.npz');
       if (!['png', 'jpeg', 'webp'].includes(values.format)) fail('--format must be png, jpeg or webp');
       const c = await client(values.server);
       try {

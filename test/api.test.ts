@@ -169,7 +169,7 @@ describe('POST /decode: flat sequences and evaluation archives', () => {
     Object.fromEntries(model.codebooks.map((cb, k) => [cb.name, Int32Array.from({ length: N * CELLS }, (_, i) => (i * 7919 + k * 104729) % cb.size)]));
   const npzOf = (shape: number[], pick = (d: Int32Array) => d) =>
     Buffer.from(writeNpz(Object.fromEntries(Object.entries(tokens()).map(([n, d]) => [n, { shape, data: pick(d) }]))));
-  const postNpz = (body: Uint8Array, query: string, headers: Record<string, string> = {}) =>
+  const postNpz = (body: Uint8Array<ArrayBuffer>, query: string, headers: Record<string, string> = {}) =>
     call('POST', '/decode', `/decode${query}`, { headers: { 'content-type': 'application/x-npz', ...headers }, body });
   const postJson = (body: unknown, query: string) =>
     call('POST', '/decode', `/decode${query}`, { headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify(body) });
