@@ -176,3 +176,20 @@ export const ModelDetailSchema = ModelSchema.extend({
 }).openapi('ModelDetail');
 
 export const ModelListSchema = z.object({ default: z.string().nullable(), models: z.array(ModelSchema) }).openapi('ModelList');
+
+export const CodebookUsageSchema = z
+  .object({
+    codebook: z.string(),
+    size: z.number().int().openapi({ description: 'Codes in the codebook' }),
+    tokens: z.number().int().openapi({ description: 'Tokens counted' }),
+    used: z.number().int().openapi({ description: 'Distinct codes that occur' }),
+    dead: z.number().int().openapi({ description: 'Codes that never occur (size - used)' }),
+    usage: z.number().openapi({ description: 'used / size' }),
+    perplexity: z.number().openapi({ description: 'exp(H), H the entropy in nats of the code frequencies' }),
+    top: z.array(z.object({ code: z.number().int(), count: z.number().int() })).openapi({ description: 'Most frequent codes, by count then code' }),
+  })
+  .openapi('CodebookUsage');
+
+export const CodeUsageResponseSchema = z
+  .object({ model: z.string(), version: z.number().int(), images: z.number().int(), codebooks: z.array(CodebookUsageSchema) })
+  .openapi('CodeUsage');
