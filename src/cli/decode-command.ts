@@ -83,10 +83,9 @@ async function decodeToArchiveFile(client: TokenizerClient, source: CodeSource, 
   const archive = createSampleArchive({ count: source.count, height: model.height, width: model.width });
   const written = pipeline(archive.output, createWriteStream(partial));
   written.catch(() => {}); // awaited below; a failure also surfaces through archive.write
-  const onSignal = (signal: NodeJS.Signals) => {
-    archive.destroy(new Error(`interrupted by ${signal}`));
-    void rm(partial, { force: true }).finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  };
+  // A signal stops the archive; the loop below then fails, removes the partial file and the client is
+  // closed before exiting (exiting at once, with onnxruntime's threads running, aborts the process).
+  const onSignal = (signal: NodeJS.Signals) => archive.destroy(new Error(`interrupted by ${signal}; ${partial} removed`));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const bar = progress(source.count);
