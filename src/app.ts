@@ -10,6 +10,7 @@ import { encodeRoutes } from './http/encode.ts';
 import { healthRoutes } from './http/health.ts';
 import { jobRoutes } from './http/jobs.ts';
 import { requestMetrics } from './http/metrics-middleware.ts';
+import { statsRoutes } from './http/stats.ts';
 import { modelVersionRoutes } from './http/model-versions.ts';
 import { modelRoutes } from './http/models.ts';
 import { openApiYaml } from './http/openapi-document.ts';
@@ -39,6 +40,7 @@ export function createApp(deps: AppDeps) {
   app.route('/', modelRoutes(deps));
   app.route('/', encodeRoutes(deps));
   app.route('/', decodeRoutes(deps));
+  app.route('/', statsRoutes(deps));
   app.route('/', jobRoutes(deps));
   app.route('/', modelVersionRoutes(deps));
 

@@ -1,8 +1,9 @@
-// The command line: `fqtok serve | encode | decode | convert | models | openapi`.
+// The command line: `fqtok serve | encode | decode | stats | convert | models | openapi`.
 import { parseArgs } from 'node:util';
 import { loadConfig, type Config } from './config.ts';
 import { decodeCommand } from './cli/decode-command.ts';
 import { encodeCommand } from './cli/encode-command.ts';
+import { statsCommand } from './cli/stats-command.ts';
 import { convertArgs, runTrainerModule } from './cli/convert-command.ts';
 import { localClient, remoteClient, type TokenizerClient } from './cli/tokenizer-client.ts';
 import { logger } from './logger.ts';
@@ -15,8 +16,13 @@ const USAGE = `usage: fqtok <command> [options]
          [--backend onnx|torch|auto]      in-process backend (default FQ_BACKEND)
          [--batch-size N]                 images per batch (default: 64 crops' worth on a GPU provider,
                                           FQ_MAX_BATCH crops' worth on CPU, 16 to a CPU server)
-  decode <codes dir> --out DIR            rebuild images from {i}_{codebook}.npy files
+  decode <codes dir or .npz> --out DIR|FILE.npz
+                                          rebuild images from {i}_{codebook}.npy files or an .npz of grids or
+                                          flat h*w sequences: one image file each into DIR, or one evaluation
+                                          archive (arr_0 uint8 [N, H, W, 3]) when --out ends in .npz
          [--format png|jpeg|webp] [--model NAME] [--server URL]
+  stats <codes dir or .npz>               codebook usage per codebook: distinct and dead codes, perplexity, top codes (JSON)
+         [--top K] [--png FILE] [--model NAME] [--server URL]
   convert --checkpoint PATH --out models/NAME [--weights model|ema]
                                           make a released FQGAN checkpoint servable (ONNX + manifest)
   models [--server URL]                   list the models
@@ -95,12 +101,30 @@ async function main(argv: string[]): Promise<number> {
         allowPositionals: true,
         options: { out: { type: 'string' }, format: { type: 'string', default: 'png' }, model: { type: 'string' }, server: { type: 'string' } },
       });
-      if (!values.out || positionals.length !== 1) fail('decode needs one codes folder and --out DIR');
+      if (!values.out || positionals.length !== 1) fail('decode needs one codes folder or .npz and --out DIR or --out FILE.npz');
       if (!['png', 'jpeg', 'webp'].includes(values.format)) fail('--format must be png, jpeg or webp');
       const c = await client(values.server);
       try {
         const result = await decodeCommand(c, { codes: positionals[0]!, out: values.out, model: values.model, format: values.format as 'png' });
         process.stdout.write(JSON.stringify(result) + '\n');
+      } finally {
+        await c.close();
+      }
+      return 0;
+    }
+    case 'stats': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { top: { type: 'string', default: '10' }, png: { type: 'string' }, model: { type: 'string' }, server: { type: 'string' } },
+      });
+      if (positionals.length !== 1) fail('stats needs one codes folder or .npz');
+      const top = Number(values.top);
+      if (!Number.isInteger(top) || top < 0) fail('--top must be a whole number');
+      const c = await client(values.server);
+      try {
+        const result = await statsCommand(c, { codes: positionals[0]!, model: values.model, top, png: values.png });
+        process.stdout.write(JSON.stringify(result, null, 2) + '\n');
       } finally {
         await c.close();
       }

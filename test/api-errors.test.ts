@@ -125,12 +125,30 @@ describe('bad token grids for /decode', () => {
     await expectProblem('/decode', '/decode', json({ images: [{ tokens: { vis, sem_mid } }] }), 422, /sem_high/);
     const short = tokens();
     short.vis = short.vis!.slice(1);
-    await expectProblem('/decode', '/decode', json({ images: [{ tokens: short }] }), 422, /grid is|15x16|rows/);
+    await expectProblem('/decode', '/decode', json({ images: [{ tokens: short }] }), 422, /shape \[1, 15, 16\].*takes 16x16 grids, 256 tokens per image.*\[N, 256\]/);
     const ragged = tokens();
     ragged.vis![3] = ragged.vis![3]!.slice(2);
     await expectProblem('/decode', '/decode', json({ images: [{ tokens: ragged }] }), 422, /rows differ/);
     const small = Object.fromEntries(Object.keys(tokens()).map((k) => [k, [[1, 2], [3, 4]]]));
-    await expectProblem('/decode', '/decode', json({ images: [{ tokens: small }] }), 422, /2x2/);
+    await expectProblem('/decode', '/decode', json({ images: [{ tokens: small }] }), 422, /shape \[1, 2, 2\].*16x16/);
+  });
+
+  test('flat sequences of the wrong length name the expected 256 and the accepted layouts', async () => {
+    const npz = (shape: number[]) => {
+      const data = new Int32Array(shape.reduce((a, b) => a * b, 1));
+      return { body: writeNpz({ vis: { shape, data }, sem_mid: { shape, data }, sem_high: { shape, data } }) as Uint8Array<ArrayBuffer>, headers: { 'content-type': 'application/x-npz' } };
+    };
+    for (const shape of [[2, 255], [1, 2, 257], [255]]) {
+      await expectProblem('/decode', '/decode', npz(shape), 422, new RegExp(`\\[${shape.join(', ')}\\].*256 tokens per image.*\\[N, views, 256\\], \\[N, 256\\] or \\[256\\]`));
+    }
+    const row = (n: number) => Array.from({ length: n }, () => 0);
+    await expectProblem('/decode', '/decode', json({ tokens: { vis: [row(255)], sem_mid: [row(255)], sem_high: [row(255)] } }), 422, /\[1, 255\].*256 tokens/);
+    await expectProblem('/decode', '/decode', json({ images: [{ tokens: { vis: row(100), sem_mid: row(100), sem_high: row(100) } }] }), 422, /\[1, 100\].*256 tokens/);
+    const two = { shape: [2, 256], data: new Int32Array(512) };
+    const three = { shape: [3, 256], data: new Int32Array(768) };
+    await expectProblem('/decode', '/decode', { body: writeNpz({ vis: two, sem_mid: three, sem_high: two }) as Uint8Array<ArrayBuffer>, headers: { 'content-type': 'application/x-npz' } }, 422, /'sem_mid' holds 3 grids/);
+    await expectProblem('/decode', '/decode', json({ tokens: { vis: [row(256)] }, images: encoded.images }), 422, /either `images`.*or `tokens`/);
+    await expectProblem('/decode', '/decode?format=npz', json({ tokens: { vis: [row(256)], sem_mid: [row(256)], sem_high: [[...row(255), 1e9]] } }), 422, /sem_high.*outside/);
   });
 
   test('non-integer, negative and out-of-range tokens name the position', async () => {

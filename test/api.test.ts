@@ -2,7 +2,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
-import { readNpz } from '../src/imaging/npz.ts';
+import { createHash } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { readNpz, writeNpz } from '../src/imaging/npz.ts';
+import { readSampleArchive } from '../src/imaging/sample-archive.ts';
 import { makeImage } from './helpers/images.ts';
 import { ResponseValidator } from './helpers/openapi.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
@@ -151,6 +158,73 @@ describe('POST /decode', () => {
     const rawFull = await sharp(full).raw().toBuffer();
     const rawVis = await sharp(onlyVis).raw().toBuffer();
     assert.notDeepEqual(rawFull, rawVis);
+  });
+});
+
+describe('POST /decode: flat sequences and evaluation archives', () => {
+  const N = 3;
+  const CELLS = 256;
+  /** Deterministic tokens in range: [N * 256] per codebook, grid-major. */
+  const tokens = () =>
+    Object.fromEntries(model.codebooks.map((cb, k) => [cb.name, Int32Array.from({ length: N * CELLS }, (_, i) => (i * 7919 + k * 104729) % cb.size)]));
+  const npzOf = (shape: number[], pick = (d: Int32Array) => d) =>
+    Buffer.from(writeNpz(Object.fromEntries(Object.entries(tokens()).map(([n, d]) => [n, { shape, data: pick(d) }]))));
+  const postNpz = (body: Uint8Array<ArrayBuffer>, query: string, headers: Record<string, string> = {}) =>
+    call('POST', '/decode', `/decode${query}`, { headers: { 'content-type': 'application/x-npz', ...headers }, body });
+  const postJson = (body: unknown, query: string) =>
+    call('POST', '/decode', `/decode${query}`, { headers: { 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify(body) });
+  const archivePixels = async (res: Response) => {
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'application/x-npz');
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    assert.equal(Number(res.headers.get('content-length')), bytes.length);
+    return { bytes, ...readSampleArchive(bytes) };
+  };
+  const pngPixels = async (res: Response) => {
+    const body = (await res.json()) as { images: { data: string }[] };
+    return Buffer.concat(await Promise.all(body.images.map((i) => sharp(Buffer.from(i.data, 'base64')).raw().toBuffer())));
+  };
+
+  test('every accepted layout decodes to the same images as the grid form, as PNGs and as an archive', async () => {
+    const grid = await archivePixels(await postNpz(npzOf([N, 16, 16]), '?format=npz'));
+    assert.deepEqual(grid.shape, [N, 256, 256, 3]);
+    // The archive holds exactly the pixels of the PNGs the same grids decode to.
+    assert.deepEqual(Buffer.from(grid.rgb), await pngPixels(await postNpz(npzOf([N, 16, 16]), '', { accept: 'application/json' })));
+    for (const shape of [[N, CELLS], [1, N, CELLS], [N, 1, CELLS], [1, N, 16, 16]]) {
+      const flat = await archivePixels(await postNpz(npzOf(shape), '?format=npz'));
+      assert.deepEqual(flat.shape, [N, 256, 256, 3], `shape [${shape}]`);
+      assert.ok(Buffer.from(flat.rgb).equals(Buffer.from(grid.rgb)), `shape [${shape}] decodes differently`);
+    }
+    // Accept: application/x-npz chooses the archive too; one flat [h*w] is one image.
+    const one = await archivePixels(await postNpz(npzOf([CELLS], (d) => d.subarray(0, CELLS)), '', { accept: 'application/x-npz' }));
+    assert.deepEqual(one.shape, [1, 256, 256, 3]);
+    assert.ok(Buffer.from(one.rgb).equals(Buffer.from(grid.rgb.subarray(0, 256 * 256 * 3))));
+    // JSON: an AR sampler's [B, h*w] per codebook, and /encode-shaped images with flat rows.
+    const rows = Object.fromEntries(Object.entries(tokens()).map(([n, d]) => [n, Array.from({ length: N }, (_, i) => Array.from(d.subarray(i * CELLS, (i + 1) * CELLS)))]));
+    assert.ok((await pngPixels(await postJson({ tokens: rows }, ''))).equals(Buffer.from(grid.rgb)));
+    const images = Array.from({ length: N }, (_, i) => ({ tokens: Object.fromEntries(Object.entries(rows).map(([n, r]) => [n, r[i]!])) }));
+    assert.ok((await pngPixels(await postJson({ images }, ''))).equals(Buffer.from(grid.rgb)));
+    const viaJson = await archivePixels(await call('POST', '/decode', '/decode', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ tokens: rows, format: 'npz' }) }));
+    assert.ok(Buffer.from(viaJson.rgb).equals(Buffer.from(grid.rgb)));
+  });
+
+  test('numpy loads the archive: arr_0 is uint8 [N, 256, 256, 3] with the decoded pixels', async () => {
+    const archive = await archivePixels(await postNpz(npzOf([N, CELLS]), '?format=npz'));
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'fqtok-archive-')), 'samples.npz');
+    writeFileSync(file, archive.bytes);
+    const script = `
+import hashlib, json, sys
+import numpy as np
+with np.load(sys.argv[1]) as f:
+    a = f['arr_0']
+    print(json.dumps({'files': f.files, 'dtype': str(a.dtype), 'shape': list(a.shape), 'sha256': hashlib.sha256(a.tobytes()).hexdigest()}))`;
+    const { stdout } = await promisify(execFile)(process.env.FQ_PYTHON ?? '/usr/bin/python3', ['-c', script, file]);
+    assert.deepEqual(JSON.parse(stdout), {
+      files: ['arr_0'],
+      dtype: 'uint8',
+      shape: [N, 256, 256, 3],
+      sha256: createHash('sha256').update(archive.rgb).digest('hex'),
+    });
   });
 });
 

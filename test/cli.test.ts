@@ -5,8 +5,10 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
+import { writeNpy, writeNpz } from '../src/imaging/npz.ts';
+import { readSampleArchive } from '../src/imaging/sample-archive.ts';
 import { makeImage } from './helpers/images.ts';
 import { ROOT, startTestServer, type TestServer } from './helpers/server.ts';
 
@@ -67,7 +69,7 @@ test('encode against a server gives the same codes as in-process; decode writes 
   for (const f of ['0_vis.npy', '1_sem_mid.npy']) assert.deepEqual(readFileSync(path.join(local, f)), readFileSync(path.join(remote, f)));
   const images = path.join(dataset, 'decoded');
   const { stdout } = await fqtok('decode', path.join(dataset, 'codes'), '--out', images);
-  assert.equal(JSON.parse(stdout).decoded, 5);
+  assert.equal(JSON.parse(stdout).decoded, 10); // images: 5 codes x 2 views
   const files = readdirSync(images).sort();
   assert.equal(files.length, 10); // 5 images x 2 views
   const meta = await sharp(path.join(images, '0_1.png')).metadata();
@@ -96,6 +98,81 @@ test('encode writes the same files whatever the batch size, in-process and again
   }
   assert.equal(Object.keys(byBatch.default!).length, 5 * 3 + 1);
   for (const label of ['1', '5', 'server-2']) assert.deepEqual(byBatch[label], byBatch.default, `batch size ${label}`);
+});
+
+describe('decode to an evaluation archive', () => {
+  const CODEBOOKS = ['vis', 'sem_mid', 'sem_high'];
+  const CELLS = 256;
+  const FILES = 3; // extractor files of [1, 2 views, 256]: 6 images
+  const N = FILES * 2;
+  const tokens = (k: number) => Int32Array.from({ length: N * CELLS }, (_, i) => (i * 7919 + k * 104729) % 16384);
+  let dir: string;
+  let reference: Uint8Array;
+
+  before(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'fqtok-archive-'));
+    mkdirSync(path.join(dir, 'codes'));
+    CODEBOOKS.forEach((name, k) => {
+      const all = tokens(k);
+      for (let i = 0; i < FILES; i++) {
+        const data = all.subarray(i * 2 * CELLS, (i + 1) * 2 * CELLS);
+        writeFileSync(path.join(dir, 'codes', `${i}_${name}.npy`), writeNpy({ shape: [1, 2, CELLS], data }, 'int64'));
+      }
+    });
+    writeFileSync(path.join(dir, 'sequences.npz'), writeNpz(Object.fromEntries(CODEBOOKS.map((n, k) => [n, { shape: [N, CELLS], data: tokens(k) }]))));
+    // The reference: the same tokens as [N, 16, 16] grids, decoded by the server into an archive.
+    const grids = writeNpz(Object.fromEntries(CODEBOOKS.map((n, k) => [n, { shape: [N, 16, 16], data: tokens(k) }])));
+    const res = await fetch(`${server.url}/decode?format=npz`, { method: 'POST', headers: { 'content-type': 'application/x-npz' }, body: grids as Uint8Array<ArrayBuffer> });
+    assert.equal(res.status, 200);
+    reference = readSampleArchive(new Uint8Array(await res.arrayBuffer())).rgb;
+  });
+
+  test('a folder of extractor codes and an NPZ of [N, h*w] sequences, in-process and via a server, give the grid form\'s pixels; numpy reads uint8 [N, 256, 256, 3]', async () => {
+    const runs = [
+      ['folder', path.join(dir, 'codes')],
+      ['npz', path.join(dir, 'sequences.npz')],
+      ['npz-remote', path.join(dir, 'sequences.npz'), '--server', server.url],
+    ];
+    for (const [name, codes, ...rest] of runs) {
+      const out = path.join(dir, `${name}.npz`);
+      const { stdout } = await fqtok('decode', codes!, '--out', out, ...rest);
+      assert.deepEqual(JSON.parse(stdout), { decoded: N, out });
+      assert.ok(!readdirSync(dir).some((f) => f.endsWith('.partial')));
+      const archive = readSampleArchive(readFileSync(out));
+      assert.deepEqual(archive.shape, [N, 256, 256, 3]);
+      assert.ok(Buffer.from(archive.rgb).equals(Buffer.from(reference)), `${name}: pixels differ from the grid form's`);
+    }
+    const script = `
+import json, sys
+import numpy as np
+a = np.load(sys.argv[1])['arr_0']
+print(json.dumps([str(a.dtype), list(a.shape), int(a[3, 100, 7, 2])]))`;
+    const [dtype, shape, pixel] = JSON.parse((await run(python, ['-c', script, path.join(dir, 'folder.npz')])).stdout) as [string, number[], number];
+    assert.deepEqual([dtype, shape, pixel], ['uint8', [N, 256, 256, 3], reference[((3 * 256 + 100) * 256 + 7) * 3 + 2]]);
+    // The same sequences to PNG files: one per image, named by position.
+    const pngs = path.join(dir, 'pngs');
+    await fqtok('decode', path.join(dir, 'sequences.npz'), '--out', pngs);
+    assert.equal(readdirSync(pngs).length, N);
+    const raw = await sharp(path.join(pngs, '5.png')).raw().toBuffer();
+    assert.ok(raw.equals(Buffer.from(reference.subarray(5 * 196608, 6 * 196608))));
+  });
+
+  test('a failure midway leaves neither the archive nor its .partial; a wrong length names 256', async () => {
+    const broken = path.join(dir, 'broken');
+    mkdirSync(broken);
+    for (let i = 0; i < 40; i++) {
+      for (const name of CODEBOOKS) {
+        const data = new Int32Array(2 * CELLS).fill(i === 39 && name === 'sem_high' ? 99999 : 1);
+        writeFileSync(path.join(broken, `${i}_${name}.npy`), writeNpy({ shape: [1, 2, CELLS], data }, 'int64'));
+      }
+    }
+    const out = path.join(dir, 'out', 'broken.npz');
+    await assert.rejects(fqtok('decode', broken, '--out', out), (err: { code: number; stderr: string }) => err.code !== 0 && /outside \[0, 16384\)/.test(err.stderr));
+    assert.deepEqual(readdirSync(path.dirname(out)), []);
+    const wrong = path.join(dir, 'wrong.npz');
+    writeFileSync(wrong, writeNpz(Object.fromEntries(CODEBOOKS.map((n) => [n, { shape: [2, 255], data: new Int32Array(510) }]))));
+    await assert.rejects(fqtok('decode', wrong, '--out', path.join(dir, 'wrong-out.npz')), (err: { stderr: string }) => /\[2, 255\].*256 tokens per image/.test(err.stderr));
+  });
 });
 
 test('bad usage exits 2 with a message', async () => {

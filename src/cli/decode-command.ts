@@ -1,54 +1,116 @@
-// `fqtok decode`: turns a folder of `{i}_{codebook}.npy` codes (the reference layout) back into images.
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+// `fqtok decode`: codes (a folder of `{i}_{codebook}.npy` as the extractor writes, or an .npz of sequences
+// or grids) back into images: one file each into a folder, or one evaluation archive (`--out x.npz`).
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
-import { readNpy } from '../imaging/npz.ts';
-import type { TokenizerClient } from './tokenizer-client.ts';
+import { createSampleArchive } from '../imaging/sample-archive.ts';
+import { pipelined } from '../inference/pipelined.ts';
+import { openCodes, type CodeChunk, type CodeSource } from './code-source.ts';
+import type { ModelInfo, TokenizerClient } from './tokenizer-client.ts';
 
 export interface DecodeCommandOptions {
   codes: string;
+  /** A folder for image files, or a path ending in .npz for one archive. */
   out: string;
   model?: string;
   format: 'png' | 'jpeg' | 'webp';
 }
 
-export async function decodeCommand(client: TokenizerClient, options: DecodeCommandOptions): Promise<{ decoded: number; out: string }> {
-  const byIndex = new Map<number, Map<string, string>>();
-  for (const file of await readdir(options.codes)) {
-    const match = /^(\d+)_([a-z][a-z0-9_]*)\.npy$/.exec(file);
-    if (!match) continue;
-    const i = Number(match[1]);
-    if (!byIndex.has(i)) byIndex.set(i, new Map());
-    byIndex.get(i)!.set(match[2]!, path.join(options.codes, file));
-  }
+export interface DecodeSummary {
+  decoded: number;
+  out: string;
+}
+
+/** A progress bar with images/s; cli-progress draws nothing when stderr is not a terminal. */
+function progress(total: number) {
+  const bar = new cliProgress.SingleBar(
+    { format: 'decode [{bar}] {value}/{total} | {rate} img/s | {eta_formatted} left', stream: process.stderr },
+    cliProgress.Presets.shades_classic,
+  );
+  const started = performance.now();
+  bar.start(total, 0, { rate: '-' });
+  let done = 0;
+  return {
+    add(n: number) {
+      done += n;
+      bar.update(done, { rate: (done / ((performance.now() - started) / 1000)).toFixed(1) });
+    },
+    stop: () => bar.stop(),
+  };
+}
+
+export function isArchivePath(out: string): boolean {
+  return out.toLowerCase().endsWith('.npz');
+}
+
+export async function decodeCommand(client: TokenizerClient, options: DecodeCommandOptions): Promise<DecodeSummary> {
+  const model = await client.describe(options.model);
+  const source = await openCodes(options.codes, model.grid);
+  return isArchivePath(options.out) ? decodeToArchiveFile(client, source, model, options) : decodeToFolder(client, source, options);
+}
+
+async function decodeToFolder(client: TokenizerClient, source: CodeSource, options: DecodeCommandOptions): Promise<DecodeSummary> {
   await mkdir(options.out, { recursive: true });
-  const indices = [...byIndex.keys()].sort((a, b) => a - b);
-  const bar = new cliProgress.SingleBar({ format: 'decode [{bar}] {value}/{total} | {eta_formatted} left', stream: process.stderr }, cliProgress.Presets.shades_classic);
-  bar.start(indices.length, 0);
+  const ext = options.format === 'jpeg' ? 'jpg' : options.format;
+  const bar = progress(source.count);
   let decoded = 0;
-  for (const i of indices) {
-    const tokens: Record<string, Int32Array> = {};
-    let views = 1;
-    let cells = 0;
-    for (const [name, file] of byIndex.get(i)!) {
-      const array = readNpy(await readFile(file), `${i}_${name}`);
-      if (array.shape.length !== 3 || array.shape[0] !== 1) {
-        throw new Error(`${file}: shape [${array.shape.join(', ')}], expected the reference's [1, views, h*w]`);
-      }
-      views = array.shape[1]!;
-      cells = array.shape[2]!;
-      tokens[name] = array.data;
+  try {
+    const step = async (chunk: CodeChunk) => ({
+      names: chunk.names,
+      files: await client.decode(chunk.arrays, { model: options.model, format: options.format }),
+    });
+    for await (const { names, files } of pipelined(source.chunks(client.preferredBatch), step, 2)) {
+      for (let k = 0; k < files.length; k++) await writeFile(path.join(options.out, `${names[k]}.${ext}`), files[k]!);
+      decoded += files.length;
+      bar.add(files.length);
     }
-    const side = Math.round(Math.sqrt(cells));
-    if (side * side !== cells) throw new Error(`${i}: ${cells} tokens per view is not a square grid`);
-    const images = await client.decode({ tokens, count: views, grid: [side, side] }, { model: options.model, format: options.format });
-    const ext = options.format === 'jpeg' ? 'jpg' : options.format;
-    for (let v = 0; v < images.length; v++) {
-      await writeFile(path.join(options.out, images.length === 1 ? `${i}.${ext}` : `${i}_${v}.${ext}`), images[v]!);
-    }
-    decoded++;
-    bar.increment();
+  } finally {
+    bar.stop();
   }
-  bar.stop();
+  return { decoded, out: options.out };
+}
+
+/**
+ * Streams the archive into `<out>.partial` and renames it at the end, so an interrupted or failed run
+ * never leaves a file under the final name (and a partial one has no central directory: numpy refuses it).
+ * No resume: a rerun starts over.
+ */
+async function decodeToArchiveFile(client: TokenizerClient, source: CodeSource, model: ModelInfo, options: DecodeCommandOptions): Promise<DecodeSummary> {
+  await mkdir(path.dirname(path.resolve(options.out)), { recursive: true });
+  const partial = `${options.out}.partial`;
+  const archive = createSampleArchive({ count: source.count, height: model.height, width: model.width });
+  const written = pipeline(archive.output, createWriteStream(partial));
+  written.catch(() => {}); // awaited below; a failure also surfaces through archive.write
+  // A signal stops the archive; the loop below then fails, removes the partial file and the client is
+  // closed before exiting (exiting at once, with onnxruntime's threads running, aborts the process).
+  const onSignal = (signal: NodeJS.Signals) => archive.destroy(new Error(`interrupted by ${signal}; ${partial} removed`));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const bar = progress(source.count);
+  let decoded = 0;
+  try {
+    // Chunks of several batches, two in flight: the model stays busy while the previous chunk is written.
+    const chunks = source.chunks(client.preferredBatch * 4);
+    for await (const { rgb } of pipelined(chunks, (chunk) => client.decodeRgb(chunk.arrays, { model: options.model }), 2)) {
+      await archive.write(rgb);
+      const n = rgb.length / (model.height * model.width * 3);
+      decoded += n;
+      bar.add(n);
+    }
+    archive.end();
+    await written;
+    await rename(partial, options.out);
+  } catch (err) {
+    archive.destroy(err as Error);
+    await written.catch(() => {});
+    await rm(partial, { force: true });
+    throw err;
+  } finally {
+    bar.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
   return { decoded, out: options.out };
 }

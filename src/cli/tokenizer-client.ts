@@ -1,10 +1,12 @@
 // The bulk CLI's view of a tokenizer: in this process (registry + preprocessing) or a server over HTTP.
-import { readNpz } from '../imaging/npz.ts';
+import { readNpz, writeNpz } from '../imaging/npz.ts';
+import { readSampleArchive } from '../imaging/sample-archive.ts';
 import type { Config } from '../config.ts';
 import { createPreprocessor } from '../imaging/preprocess.ts';
-import { decodeGrids, type GridSet } from '../inference/decode-grids.ts';
+import { decodeGrids, decodeTokensRgb, validateGrids, type DecodedRgb } from '../inference/decode-grids.ts';
 import { encodeImages, selectCodebooks, type SourceImage } from '../inference/encode-images.ts';
 import { ModelRegistry } from '../inference/registry.ts';
+import { toGridSet, type TokenArrays } from '../inference/token-layout.ts';
 import type { Augment } from '../inference/views.ts';
 import type { Orientation } from '../imaging/decode.ts';
 
@@ -22,6 +24,15 @@ export interface EncodedFiles {
   cells: number;
 }
 
+/** What the CLI needs to know of a model before decoding: its grid, output size and codebooks. */
+export interface ModelInfo {
+  label: string;
+  grid: [number, number];
+  height: number;
+  width: number;
+  codebooks: { name: string; size: number }[];
+}
+
 export interface TokenizerClient {
   /**
    * Crops (images x views) worth sending at once: enough to fill one inference run. On a GPU that is
@@ -30,7 +41,11 @@ export interface TokenizerClient {
    */
   preferredBatch: number;
   encode(images: SourceImage[], options: EncodeOptions): Promise<EncodedFiles>;
-  decode(set: GridSet, options: { model?: string; format: 'png' | 'jpeg' | 'webp' }): Promise<Buffer[]>;
+  describe(model?: string): Promise<ModelInfo>;
+  /** Token arrays in any accepted layout -> one image file each. */
+  decode(arrays: TokenArrays, options: { model?: string; format: 'png' | 'jpeg' | 'webp' }): Promise<Buffer[]>;
+  /** Token arrays in any accepted layout -> raw 8-bit RGB, HWC, one image after another. */
+  decodeRgb(arrays: TokenArrays, options: { model?: string }): Promise<DecodedRgb>;
   close(): Promise<void>;
 }
 
@@ -53,9 +68,22 @@ export async function localClient(config: Config): Promise<TokenizerClient> {
       const batch = await encodeImages(tokenizer, preprocessor, images, { augment: options.augment, orientation: options.orientation });
       return { tokens: batch.tokens, codebooks: batch.codebooks, views: batch.views.length, cells: batch.grid[0] * batch.grid[1] };
     },
-    async decode(set, options) {
+    async describe(model) {
+      const m = registry.get(model).model;
+      const down = m.manifest.downsample;
+      const [h, w] = m.manifest.grid;
+      return { label: `${m.name}@${m.version}`, grid: [h, w], height: h * down, width: w * down, codebooks: m.manifest.codebooks };
+    },
+    async decode(arrays, options) {
       const tokenizer = registry.get(options.model);
+      const set = toGridSet(arrays, tokenizer.model.manifest.grid, tokenizer.label);
       return decodeGrids(tokenizer, set, { codebooks: selectCodebooks(tokenizer, undefined), format: options.format });
+    },
+    async decodeRgb(arrays, options) {
+      const tokenizer = registry.get(options.model);
+      const codebooks = selectCodebooks(tokenizer, undefined);
+      const set = toGridSet(arrays, tokenizer.model.manifest.grid, tokenizer.label);
+      return decodeTokensRgb(tokenizer, validateGrids(tokenizer, set, codebooks), set.count, codebooks);
     },
     async close() {
       await registry.close();
@@ -83,6 +111,15 @@ interface ModelsListing {
 }
 
 export async function remoteClient(baseUrl: string, model?: string): Promise<TokenizerClient> {
+
+interface ModelListing {
+  name: string;
+  version: number;
+  grid: [number, number];
+  downsample: number;
+  codebooks: { name: string; size: number }[];
+}
+
   const url = (p: string, q: Record<string, string | undefined>) => {
     const u = new URL(p, baseUrl);
     for (const [k, v] of Object.entries(q)) if (v !== undefined) u.searchParams.set(k, v);
@@ -91,6 +128,12 @@ export async function remoteClient(baseUrl: string, model?: string): Promise<Tok
   const listing = (await (await expectOk(await fetch(url('/models', {})))).json()) as ModelsListing;
   const served = listing.models?.find((m) => m.name === (model ?? listing.default));
   const onGpu = served?.execution_provider !== undefined && served.execution_provider !== 'cpu';
+  const postNpz = async (arrays: TokenArrays, query: Record<string, string | undefined>, accept: string) => {
+    const npz = writeNpz(Object.fromEntries(Object.entries(arrays).map(([n, a]) => [n, { shape: a.shape, data: Int32Array.from(a.data) }])));
+    return expectOk(
+      await fetch(url('/decode', query), { method: 'POST', headers: { 'content-type': 'application/x-npz', accept }, body: npz as Uint8Array<ArrayBuffer> }),
+    );
+  };
   return {
     preferredBatch: onGpu ? GPU_BATCH : REMOTE_CPU_BATCH,
     async encode(images, options) {
@@ -112,26 +155,22 @@ export async function remoteClient(baseUrl: string, model?: string): Promise<Tok
         cells: shape[2]! * shape[3]!,
       };
     },
-    async decode(set, options) {
-      const images = Array.from({ length: set.count }, (_, n) => ({
-        tokens: Object.fromEntries(
-          Object.entries(set.tokens).map(([name, data]) => [
-            name,
-            Array.from({ length: set.grid[0] }, (_, r) =>
-              Array.from({ length: set.grid[1] }, (_, c) => data[(n * set.grid[0] + r) * set.grid[1] + c]!),
-            ),
-          ]),
-        ),
-      }));
-      const response = await expectOk(
-        await fetch(url('/decode', { model: options.model, format: options.format }), {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', accept: 'application/json' },
-          body: JSON.stringify({ images }),
-        }),
-      );
+    async describe(model) {
+      const response = await expectOk(await fetch(url(model ? `/models/${encodeURIComponent(model)}` : '/models', {})));
+      const body = (await response.json()) as ModelListing | { default: string | null; models: ModelListing[] };
+      const m = 'models' in body ? body.models.find((x) => x.name === body.default) : body;
+      if (!m) throw new Error(`${baseUrl} has no default model; name one with --model`);
+      return { label: `${m.name}@${m.version}`, grid: m.grid, height: m.grid[0] * m.downsample, width: m.grid[1] * m.downsample, codebooks: m.codebooks };
+    },
+    async decode(arrays, options) {
+      const response = await postNpz(arrays, { model: options.model, format: options.format }, 'application/json');
       const body = (await response.json()) as { images: { data: string }[] };
       return body.images.map((i) => Buffer.from(i.data, 'base64'));
+    },
+    async decodeRgb(arrays, options) {
+      const response = await postNpz(arrays, { model: options.model, format: 'npz' }, 'application/x-npz');
+      const { shape, rgb } = readSampleArchive(new Uint8Array(await response.arrayBuffer()));
+      return { rgb, height: shape[1]!, width: shape[2]! };
     },
     async close() {},
   };

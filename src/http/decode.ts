@@ -1,28 +1,37 @@
-// POST /decode: token grids in (JSON or NPZ), images out (one image body, or JSON with base64 images).
+// POST /decode: token grids or flat sequences in (JSON or NPZ); images, JSON with base64 images, or an NPZ archive out.
+import { Readable } from 'node:stream';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppDeps } from './app-deps.ts';
-import { decodeGrids } from '../inference/decode-grids.ts';
+import { FqError } from '../errors.ts';
+import { decodeToArchive } from '../inference/decode-archive.ts';
+import { decodeGrids, validateGrids } from '../inference/decode-grids.ts';
 import { selectCodebooks } from '../inference/encode-images.ts';
+import { toGridSet } from '../inference/token-layout.ts';
 import { CONTENT_TYPES } from '../imaging/tensor-to-image.ts';
-import { readDecodeInput } from './decode-input.ts';
+import { readTokenInput } from './token-input.ts';
 import { validationHook } from './validation.ts';
 import { accepts, listOption, parseFields, validJson } from './options.ts';
 import { DecodeJsonBodySchema, DecodeQuerySchema, DecodeResponseSchema, problems } from './schemas.ts';
 
+const LAYOUTS = 'grids [N, A, h, w], [N, h, w] or [h, w], or flat sequences of h*w tokens [N, views, h*w] (the reference extractor\'s files), [N, h*w] (an AR sampler\'s batch) or [h*w]';
+
 const route = createRoute({
   method: 'post',
   path: '/decode',
-  summary: 'Rebuild images from token grids',
+  summary: 'Rebuild images from token grids or flat token sequences',
   description:
-    'Takes what /encode returns (its JSON as it is, or its NPZ) and decodes every grid set. With `codebooks`, only those codebooks are used and the others are zeroed (partial decoding). ' +
-    'One grid set gives the image itself; several give JSON with base64 images (as does `Accept: application/json`).',
+    'Takes what /encode returns (its JSON as it is, or its NPZ), or flat sequences of h*w tokens per image as autoregressive samplers emit them, and decodes every grid. ' +
+    'With `codebooks`, only those codebooks are used and the others are zeroed (partial decoding). ' +
+    'One grid gives the image itself; several give JSON with base64 images (as does `Accept: application/json`). ' +
+    '`format=npz` (or `Accept: application/x-npz`) answers one evaluation archive, `arr_0` uint8 [N, H, W, 3], streamed as it is decoded. ' +
+    `A shape that fits none of the layouts (${LAYOUTS}) is a 422 naming the model's h*w.`,
   request: {
     query: DecodeQuerySchema,
     body: {
       content: {
         'application/json': { schema: DecodeJsonBodySchema },
         'application/x-npz': {
-          schema: { type: 'string', format: 'binary', description: 'int arrays per codebook: [N, A, h, w], [N, h, w] or [h, w]' },
+          schema: { type: 'string', format: 'binary', description: `int arrays, one per codebook named after it: ${LAYOUTS}` },
         },
         'application/octet-stream': { schema: { type: 'string', format: 'binary', description: 'NPZ, as application/x-npz' } },
       },
@@ -30,12 +39,19 @@ const route = createRoute({
   },
   responses: {
     200: {
-      description: 'The image (one grid set) or JSON with base64 images',
+      description: 'The image (one grid), JSON with base64 images, or the NPZ archive',
       content: {
         'image/png': { schema: { type: 'string', format: 'binary' } },
         'image/jpeg': { schema: { type: 'string', format: 'binary' } },
         'image/webp': { schema: { type: 'string', format: 'binary' } },
         'application/json': { schema: DecodeResponseSchema },
+        'application/x-npz': {
+          schema: {
+            type: 'string',
+            format: 'binary',
+            description: "NPZ (stored, ZIP64) with one array `arr_0`: uint8 [N, H, W, 3], images in input order; np.load(f)['arr_0'] reads it",
+          },
+        },
       },
     },
     ...problems(400, 404, 413, 415, 422, 503, 504),
@@ -46,7 +62,7 @@ const OptionsSchema = z.object({
   model: z.string().optional(),
   version: z.coerce.number().int().positive().optional(),
   codebooks: z.array(z.string()).optional(),
-  format: z.enum(['png', 'jpeg', 'webp']).default('png'),
+  format: z.enum(['png', 'jpeg', 'webp', 'npz']).optional(),
   quality: z.coerce.number().int().min(1).max(100).optional(),
 });
 
@@ -54,21 +70,28 @@ export function decodeRoutes(deps: AppDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   return app.openapi(route, async (c) => {
     const isJson = (c.req.header('content-type') ?? '').startsWith('application/json');
-    const input = await readDecodeInput(c, isJson ? validJson(c) : undefined, deps.config.maxImages, deps.config.maxBodyBytes);
+    const input = await readTokenInput(c, isJson ? validJson(c) : undefined, deps.config.maxBodyBytes);
     const merged: Record<string, unknown> = { ...c.req.valid('query'), ...input.fields };
     const options = parseFields(OptionsSchema, { ...merged, codebooks: listOption(merged.codebooks) }, 'options');
     const tokenizer = deps.registry.get(options.model, options.version);
     const codebooks = selectCodebooks(tokenizer, options.codebooks);
-    const started = performance.now();
-    const files = await decodeGrids(
-      tokenizer,
-      input.set,
-      { codebooks, format: options.format, quality: options.quality },
-      { signal: c.req.raw.signal, timeoutMs: deps.config.requestTimeoutMs },
-    );
+    const set = toGridSet(input.arrays, tokenizer.model.manifest.grid, tokenizer.label);
+    if (set.count > deps.config.maxImages) throw new FqError('too_large', `${set.count} grids; at most ${deps.config.maxImages} per request`);
+    const submit = { signal: c.req.raw.signal, timeoutMs: deps.config.requestTimeoutMs };
     c.header('x-fqtok-model', tokenizer.label);
+    const format = options.format ?? (accepts(c, 'application/x-npz') ? 'npz' : 'png');
+    if (format === 'npz') {
+      // Everything is checked before the first byte goes out; a later failure can only cut the stream short.
+      const tokens = validateGrids(tokenizer, set, codebooks);
+      const archive = decodeToArchive(tokenizer, tokens, set.count, { codebooks, chunk: deps.config.maxBatch }, submit);
+      const headers: Record<string, string> = { 'content-type': 'application/x-npz', 'content-disposition': 'attachment; filename="samples.npz"' };
+      if (archive.totalBytes > 0) headers['content-length'] = String(archive.totalBytes);
+      return c.body(Readable.toWeb(archive.output) as ReadableStream<Uint8Array>, 200, headers) as never;
+    }
+    const started = performance.now();
+    const files = await decodeGrids(tokenizer, set, { codebooks, format, quality: options.quality }, submit);
     c.header('server-timing', `decode;dur=${(performance.now() - started).toFixed(1)}`);
-    const contentType = CONTENT_TYPES[options.format];
+    const contentType = CONTENT_TYPES[format];
     if (files.length === 1 && !accepts(c, 'application/json')) {
       return c.body(new Uint8Array(files[0]!), 200, { 'content-type': contentType }) as never;
     }
@@ -76,7 +99,7 @@ export function decodeRoutes(deps: AppDeps) {
       {
         model: tokenizer.model.name,
         version: tokenizer.model.version,
-        format: options.format,
+        format,
         codebooks,
         images: files.map((f, index) => ({ index, content_type: contentType, data: f.toString('base64') })),
       },

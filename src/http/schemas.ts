@@ -95,25 +95,50 @@ export const EncodeResponseSchema = z
   })
   .openapi('EncodeResponse');
 
+export const DecodeFormatSchema = z.enum(['png', 'jpeg', 'webp', 'npz']).openapi({
+  description:
+    'Image format, or `npz`: one evaluation archive with `arr_0`, uint8 [N, H, W, 3] (as numpy and the ADM evaluation suite read it; `Accept: application/x-npz` also selects it)',
+});
+
 export const DecodeQuerySchema = z.object({
   model: z.string().optional(),
   version: z.coerce.number().int().positive().optional(),
   codebooks: codebookList.optional().openapi({ description: 'Decode with these codebooks only; the others are zeroed (partial decoding)' }),
-  format: ImageFormatSchema.optional(),
+  format: DecodeFormatSchema.optional(),
   quality: z.coerce.number().int().min(1).max(100).optional(),
 });
 
+export const FlatSequenceSchema = z
+  .array(z.number())
+  .openapi({ description: 'One image as a flat sequence of h*w token indices, row-major (what an AR sampler emits)' });
+
+const tokenValues = z.number();
+export const TokenArraySchema = z
+  .union([z.array(tokenValues), z.array(z.array(tokenValues)), z.array(z.array(z.array(tokenValues))), z.array(z.array(z.array(z.array(tokenValues))))])
+  .openapi({
+    description: 'Token indices of one codebook, nested as the NPZ arrays are: grids [N, A, h, w], [N, h, w] or [h, w], or flat sequences [N, views, h*w], [N, h*w] or [h*w]',
+    example: [[1, 2, 3, 4]],
+  });
+
 export const DecodeJsonBodySchema = z
   .object({
-    images: z.array(z.object({ tokens: z.record(z.string(), GridSchema) }).passthrough()).min(1),
+    images: z
+      .array(z.object({ tokens: z.record(z.string(), z.union([GridSchema, FlatSequenceSchema])) }).passthrough())
+      .min(1)
+      .optional()
+      .openapi({ description: 'An /encode response\'s images; each codebook an h x w grid or a flat row of h*w' }),
+    tokens: z
+      .record(z.string(), TokenArraySchema)
+      .optional()
+      .openapi({ description: 'Instead of `images`: one array per codebook, e.g. [B, h*w] from an AR sampler' }),
     model: z.string().optional(),
     version: z.number().int().positive().optional(),
     codebooks: z.array(z.string()).optional(),
-    format: ImageFormatSchema.optional(),
+    format: DecodeFormatSchema.optional(),
     quality: z.number().int().min(1).max(100).optional(),
   })
   .passthrough()
-  .openapi('DecodeJsonRequest', { description: 'Accepts an /encode JSON response as it is' });
+  .openapi('DecodeJsonRequest', { description: 'Accepts an /encode JSON response as it is, or `tokens` arrays per codebook; send one of the two' });
 
 export const DecodedImageSchema = z
   .object({ index: z.number().int(), content_type: z.string(), data: z.string().openapi({ description: 'Base64 image bytes' }) })
@@ -156,3 +181,20 @@ export const ModelDetailSchema = ModelSchema.extend({
 }).openapi('ModelDetail');
 
 export const ModelListSchema = z.object({ default: z.string().nullable(), models: z.array(ModelSchema) }).openapi('ModelList');
+
+export const CodebookUsageSchema = z
+  .object({
+    codebook: z.string(),
+    size: z.number().int().openapi({ description: 'Codes in the codebook' }),
+    tokens: z.number().int().openapi({ description: 'Tokens counted' }),
+    used: z.number().int().openapi({ description: 'Distinct codes that occur' }),
+    dead: z.number().int().openapi({ description: 'Codes that never occur (size - used)' }),
+    usage: z.number().openapi({ description: 'used / size' }),
+    perplexity: z.number().openapi({ description: 'exp(H), H the entropy in nats of the code frequencies' }),
+    top: z.array(z.object({ code: z.number().int(), count: z.number().int() })).openapi({ description: 'Most frequent codes, by count then code' }),
+  })
+  .openapi('CodebookUsage');
+
+export const CodeUsageResponseSchema = z
+  .object({ model: z.string(), version: z.number().int(), images: z.number().int(), codebooks: z.array(CodebookUsageSchema) })
+  .openapi('CodeUsage');

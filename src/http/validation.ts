@@ -9,6 +9,6 @@ export const validationHook: Hook<unknown, any, any, unknown> = (result) => {
     message: i.message,
   }));
   // Problems inside a grid set are about the tokens (422); the rest is a malformed request (400).
-  const kind = fields.some((f) => /^json\.images\.\d+\.tokens/.test(f.field)) ? 'bad_tokens' : 'bad_request';
+  const kind = fields.some((f) => /^json\.(images\.\d+\.)?tokens/.test(f.field)) ? 'bad_tokens' : 'bad_request';
   throw new FqError(kind, `invalid ${result.target}: ${fields.slice(0, 5).map((f) => `${f.field}: ${f.message}`).join('; ')}`, { fields: fields.slice(0, 50) });
 };

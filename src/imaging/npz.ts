@@ -10,22 +10,30 @@ export interface IntArray {
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
-/** One .npy file (format 1.0), little-endian int32 (or int64, the dtype torch indices have), C order. */
-export function writeNpy(array: IntArray, dtype: 'int32' | 'int64' = 'int32'): Uint8Array {
-  const shape = array.shape.length === 1 ? `(${array.shape[0]},)` : `(${array.shape.join(', ')})`;
-  let header = `{'descr': '${dtype === 'int64' ? '<i8' : '<i4'}', 'fortran_order': False, 'shape': ${shape}, }`;
+/** The .npy preamble (format 1.0) for a C-order array of `descr` (e.g. '<i4', '|u1') and `shape`. */
+export function npyHeader(descr: string, shape: readonly number[]): Uint8Array {
+  const dims = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${dims}, }`;
   // The whole preamble (10 bytes + header + newline) is padded to a multiple of 64 for aligned reads.
   const unpadded = 10 + header.length + 1;
   header += ' '.repeat((64 - (unpadded % 64)) % 64) + '\n';
-  const values = dtype === 'int64' ? BigInt64Array.from(array.data, (v) => BigInt(v)) : array.data;
-  const out = new Uint8Array(10 + header.length + values.byteLength);
+  const out = new Uint8Array(10 + header.length);
   out.set(MAGIC, 0);
   out[6] = 1;
   out[7] = 0;
   new DataView(out.buffer).setUint16(8, header.length, true);
   for (let i = 0; i < header.length; i++) out[10 + i] = header.charCodeAt(i);
-  const body = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-  out.set(body, 10 + header.length); // typed arrays are little-endian on every platform Node runs on
+  return out;
+}
+
+/** One .npy file, little-endian int32 (or int64, the dtype torch indices have), C order. */
+export function writeNpy(array: IntArray, dtype: 'int32' | 'int64' = 'int32'): Uint8Array {
+  const header = npyHeader(dtype === 'int64' ? '<i8' : '<i4', array.shape);
+  const values = dtype === 'int64' ? BigInt64Array.from(array.data, (v) => BigInt(v)) : array.data;
+  const out = new Uint8Array(header.length + values.byteLength);
+  out.set(header, 0);
+  // typed arrays are little-endian on every platform Node runs on
+  out.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), header.length);
   return out;
 }
 
@@ -40,8 +48,16 @@ const INTEGER_DTYPES: Record<string, { bytes: number; read: (v: DataView, o: num
   u8: { bytes: 8, read: (v, o, le) => Number(v.getBigUint64(o, le)) },
 };
 
-/** Parses one .npy of any integer dtype; values outside int32 are clamped so range checks still catch them. */
-export function readNpy(bytes: Uint8Array, name: string): IntArray {
+export interface NpyHeader {
+  /** Byte order ('<', '>', '|' or '=') and type code, e.g. ['<', 'i8']. */
+  descr: [string, string];
+  shape: number[];
+  /** Offset of the first value. */
+  dataStart: number;
+}
+
+/** Parses a .npy preamble; `bytes` may be only the start of the file. */
+export function readNpyHeader(bytes: Uint8Array, name: string): NpyHeader {
   const bad = (why: string) => new FqError('bad_tokens', `array '${name}': ${why}`);
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) throw bad('not a .npy array');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -54,15 +70,21 @@ export function readNpy(bytes: Uint8Array, name: string): IntArray {
   const fortran = /'fortran_order':\s*(True|False)/.exec(header);
   const shapeMatch = /'shape':\s*\(([^)]*)\)/.exec(header);
   if (!descr || !fortran || !shapeMatch) throw bad('unreadable header');
-  const dtype = INTEGER_DTYPES[descr[2]!];
-  if (!dtype) throw bad(`tokens must be integers, got dtype ${descr[1]}${descr[2]}`);
   if (fortran[1] === 'True') throw bad('Fortran-ordered arrays are not supported; save with np.ascontiguousarray');
   const shape = shapeMatch[1]!.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
   if (shape.some((d) => !Number.isInteger(d) || d < 0)) throw bad('bad shape');
+  return { descr: [descr[1]!, descr[2]!], shape, dataStart: headerStart + headerLength };
+}
+
+/** Parses one .npy of any integer dtype; values outside int32 are clamped so range checks still catch them. */
+export function readNpy(bytes: Uint8Array, name: string): IntArray {
+  const { descr, shape, dataStart } = readNpyHeader(bytes, name);
+  const dtype = INTEGER_DTYPES[descr[1]];
+  if (!dtype) throw new FqError('bad_tokens', `array '${name}': tokens must be integers, got dtype ${descr.join('')}`);
   const count = shape.reduce((a, b) => a * b, 1);
-  const dataStart = headerStart + headerLength;
-  if (bytes.length - dataStart < count * dtype.bytes) throw bad('truncated data');
-  const littleEndian = descr[1] !== '>';
+  if (bytes.length - dataStart < count * dtype.bytes) throw new FqError('bad_tokens', `array '${name}': truncated data`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const littleEndian = descr[0] !== '>';
   const data = new Int32Array(count);
   for (let i = 0; i < count; i++) {
     const v = dtype.read(view, dataStart + i * dtype.bytes, littleEndian);

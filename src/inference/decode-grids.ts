@@ -66,6 +66,28 @@ export function validateGrids(tokenizer: Tokenizer, set: GridSet, codebooks: str
   return out;
 }
 
+export interface DecodedRgb {
+  /** count images, 8-bit RGB, HWC, one after another. */
+  rgb: Uint8Array;
+  height: number;
+  width: number;
+}
+
+/** Decodes validated tokens to raw pixels (what an evaluation archive stores). */
+export async function decodeTokensRgb(
+  tokenizer: Tokenizer,
+  tokens: TokenBatch,
+  count: number,
+  codebooks: string[],
+  submit: SubmitOptions = {},
+): Promise<DecodedRgb> {
+  const grid = tokenizer.model.manifest.grid;
+  const mask = Float32Array.from(tokenizer.codebookNames, (n) => (codebooks.includes(n) ? 1 : 0));
+  const rgb = await tokenizer.decode(tokens, count, grid, mask, submit);
+  const down = tokenizer.model.manifest.downsample;
+  return { rgb, height: grid[0] * down, width: grid[1] * down };
+}
+
 export async function decodeGrids(
   tokenizer: Tokenizer,
   set: GridSet,
@@ -73,15 +95,11 @@ export async function decodeGrids(
   submit: SubmitOptions = {},
 ): Promise<Buffer[]> {
   const tokens = validateGrids(tokenizer, set, options.codebooks);
-  const mask = Float32Array.from(tokenizer.codebookNames, (n) => (options.codebooks.includes(n) ? 1 : 0));
-  const images = await tokenizer.decode(tokens, set.count, set.grid, mask, submit);
-  const down = tokenizer.model.manifest.downsample;
-  const height = set.grid[0] * down;
-  const width = set.grid[1] * down;
+  const { rgb, height, width } = await decodeTokensRgb(tokenizer, tokens, set.count, options.codebooks, submit);
   const perImage = 3 * height * width;
   return Promise.all(
     Array.from({ length: set.count }, (_, n) =>
-      encodeRgb8(images.subarray(n * perImage, (n + 1) * perImage), height, width, options.format, options.quality),
+      encodeRgb8(rgb.subarray(n * perImage, (n + 1) * perImage), height, width, options.format, options.quality),
     ),
   );
 }

@@ -1,0 +1,63 @@
+// POST /stats: codebook usage of a set of codes (NPZ or JSON, as /decode takes them): JSON, or a PNG histogram.
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import type { AppDeps } from './app-deps.ts';
+import { countersFor, describeUsage } from '../inference/code-usage.ts';
+import { toGridSet } from '../inference/token-layout.ts';
+import { renderUsageHistogram } from '../imaging/usage-histogram.ts';
+import { readTokenInput } from './token-input.ts';
+import { validationHook } from './validation.ts';
+import { accepts, parseFields, validJson } from './options.ts';
+import { CodeUsageResponseSchema, DecodeJsonBodySchema, problems } from './schemas.ts';
+
+const QuerySchema = z.object({
+  model: z.string().optional().openapi({ description: 'Model whose codebooks the codes belong to (default: the server default model)' }),
+  version: z.coerce.number().int().positive().optional(),
+  top: z.coerce.number().int().min(0).max(1000).optional().openapi({ description: 'How many of the most frequent codes to list (default 10)' }),
+  format: z.enum(['json', 'png']).optional().openapi({ description: '`png`: a histogram per codebook (also chosen by `Accept: image/png`)' }),
+});
+
+const route = createRoute({
+  method: 'post',
+  path: '/stats',
+  summary: 'Codebook usage of a set of codes',
+  description:
+    'Counts the codes of every codebook sent (any layout /decode takes: grids or flat h*w sequences, NPZ or JSON) and reports how many distinct codes were used, ' +
+    'how many are dead, the perplexity exp(H) of the code distribution and the most frequent codes. `format=png` draws a log-scaled histogram per codebook, dead codes marked red.',
+  request: {
+    query: QuerySchema,
+    body: {
+      content: {
+        'application/x-npz': { schema: { type: 'string', format: 'binary', description: 'int arrays, one per codebook named after it, as /decode takes them' } },
+        'application/octet-stream': { schema: { type: 'string', format: 'binary', description: 'NPZ, as application/x-npz' } },
+        'application/json': { schema: DecodeJsonBodySchema },
+      },
+    },
+  },
+  responses: {
+    200: {
+      description: 'Usage per codebook, or the histogram',
+      content: { 'application/json': { schema: CodeUsageResponseSchema }, 'image/png': { schema: { type: 'string', format: 'binary' } } },
+    },
+    ...problems(400, 404, 413, 415, 422),
+  },
+});
+
+export function statsRoutes(deps: AppDeps) {
+  const app = new OpenAPIHono({ defaultHook: validationHook });
+  return app.openapi(route, async (c) => {
+    const isJson = (c.req.header('content-type') ?? '').startsWith('application/json');
+    const input = await readTokenInput(c, isJson ? validJson(c) : undefined, deps.config.maxBodyBytes);
+    const options = parseFields(QuerySchema, { ...c.req.valid('query'), ...input.fields }, 'options');
+    const tokenizer = deps.registry.get(options.model, options.version);
+    const set = toGridSet(input.arrays, tokenizer.model.manifest.grid, tokenizer.label);
+    const counters = countersFor(Object.keys(set.tokens), tokenizer.model.manifest.codebooks, tokenizer.label);
+    for (const counter of counters) counter.add(set.tokens[counter.codebook]!);
+    const usage = counters.map((counter) => counter.summary(options.top ?? 10));
+    c.header('x-fqtok-model', tokenizer.label);
+    if (options.format === 'png' || (options.format === undefined && accepts(c, 'image/png'))) {
+      const png = await renderUsageHistogram(counters.map((counter, k) => ({ codebook: counter.codebook, counts: counter.counts, caption: describeUsage(usage[k]!) })));
+      return c.body(new Uint8Array(png), 200, { 'content-type': 'image/png' }) as never;
+    }
+    return c.json({ model: tokenizer.model.name, version: tokenizer.model.version, images: set.count, codebooks: usage }, 200);
+  });
+}
