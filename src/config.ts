@@ -23,6 +23,8 @@ const configSchema = z.object({
     .default('cpu')
     .transform((s) => s.split(',').map((p) => p.trim()).filter(Boolean))
     .pipe(z.array(executionProvider).min(1)),
+  FQ_CUDA_DEVICE_ID: nonNegativeInt.default(0),
+  FQ_WEBGPU_LAYOUT: z.enum(['NCHW', 'NHWC']).optional(),
   FQ_INTRA_OP_THREADS: nonNegativeInt.default(0), // 0: onnxruntime picks (one per core)
   FQ_MAX_BATCH: positiveInt.default(8),
   FQ_BATCH_WAIT_MS: nonNegativeInt.default(2),
@@ -50,6 +52,10 @@ export interface Config {
   adminToken?: string;
   python: string;
   executionProviders: ExecutionProviderName[];
+  /** CUDA device for the cuda provider. */
+  cudaDeviceId: number;
+  /** WebGPU EP's preferredLayout; unset: onnxruntime's default. */
+  webgpuLayout?: 'NCHW' | 'NHWC';
   intraOpThreads: number;
   maxBatch: number;
   batchWaitMs: number;
@@ -85,6 +91,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     adminToken: e.FQ_ADMIN_TOKEN,
     python: e.FQ_PYTHON,
     executionProviders: e.FQ_EXECUTION_PROVIDERS,
+    cudaDeviceId: e.FQ_CUDA_DEVICE_ID,
+    webgpuLayout: e.FQ_WEBGPU_LAYOUT,
     intraOpThreads: e.FQ_INTRA_OP_THREADS,
     maxBatch: e.FQ_MAX_BATCH,
     batchWaitMs: e.FQ_BATCH_WAIT_MS,

@@ -3,14 +3,13 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { FqError } from '../errors.ts';
 import { logger } from '../logger.ts';
-import type { ExecutionProviderName } from '../config.ts';
+import { modelInfo } from '../metrics.ts';
+import type { ExecutionProviderSettings } from './execution-providers.ts';
 import { readManifest } from './manifest.ts';
 import { OnnxBackend } from './onnx-backend.ts';
 import { Tokenizer, type BatchingOptions, type ModelRef } from './tokenizer.ts';
 
-export interface RegistryOptions extends BatchingOptions {
-  executionProviders: ExecutionProviderName[];
-  intraOpThreads: number;
+export interface RegistryOptions extends BatchingOptions, ExecutionProviderSettings {
   defaultModel?: string;
 }
 
@@ -21,6 +20,8 @@ export interface ModelSummary {
   default: boolean;
   executionProvider: string;
 }
+
+const infoLabels = (t: Tokenizer) => ({ model: t.model.name, version: String(t.model.version), execution_provider: t.executionProvider });
 
 export class ModelRegistry {
   /** name -> version -> tokenizer */
@@ -53,14 +54,18 @@ export class ModelRegistry {
   /** Loads a model folder and serves it as `name` version `version`. */
   async load(name: string, version: number, dir: string): Promise<Tokenizer> {
     const manifest = await readManifest(dir);
-    const backend = await OnnxBackend.load(dir, manifest, this.options);
+    const backend = await OnnxBackend.load(dir, manifest, this.options, `${name}@${version}`);
     const ref: ModelRef = { name, version, dir, manifest };
     const tokenizer = new Tokenizer(ref, backend, this.options);
     let versions = this.models.get(name);
     if (!versions) this.models.set(name, (versions = new Map()));
     const previous = versions.get(version);
     versions.set(version, tokenizer);
-    if (previous) await previous.close();
+    if (previous) {
+      modelInfo.remove(infoLabels(previous));
+      await previous.close();
+    }
+    modelInfo.set(infoLabels(tokenizer), 1);
     this.defaultName ??= name;
     logger.info({ model: name, version, dir, executionProvider: backend.executionProvider }, 'model loaded');
     return tokenizer;
@@ -73,6 +78,7 @@ export class ModelRegistry {
     if (!versions || !tokenizer) return;
     versions.delete(version);
     if (versions.size === 0) this.models.delete(name);
+    modelInfo.remove(infoLabels(tokenizer));
     await tokenizer.close();
   }
 
@@ -113,6 +119,7 @@ export class ModelRegistry {
   async close(): Promise<void> {
     const all = [...this.models.values()].flatMap((v) => [...v.values()]);
     this.models.clear();
+    for (const t of all) modelInfo.remove(infoLabels(t));
     await Promise.all(all.map((t) => t.close()));
   }
 }
