@@ -119,12 +119,11 @@ export async function chooseExecutionProvider(label: string, modelDir: string, m
   for (const name of settings.executionProviders) {
     if (name === 'cpu') break;
     const entry = providerEntry(name, settings);
-    const missing = name === 'cuda' ? missingCudaLibrary() : undefined;
-    const verdict: Verdict = missing
-      ? { ok: false, reason: missing }
-      : await serialisedCreation(() =>
-          runCheck({ modelDir, encoder: manifest.encoder, decoder: manifest.decoder, imageSize: manifest.image_size, provider: entry, intraOpThreads: settings.intraOpThreads }),
-        );
+    const verdict = await serialisedCreation(() =>
+      runCheck({ modelDir, encoder: manifest.encoder, decoder: manifest.decoder, imageSize: manifest.image_size, provider: entry, intraOpThreads: settings.intraOpThreads }),
+    );
+    const hint = name === 'cuda' && !verdict.ok ? missingCudaLibrary() : undefined;
+    if (hint) verdict.reason = `${verdict.reason} (${hint})`;
     if (verdict.ok) {
       logger.info({ model: label, provider: name, check: verdict.result }, 'execution provider agrees with the CPU EP');
       return { name, entry };
