@@ -19,7 +19,7 @@ cp -r node_modules/onnxruntime-node/package.json node_modules/onnxruntime-node/d
 cp -r node_modules/onnxruntime-node/bin/napi-v6/linux/x64 "$stage/node_modules/onnxruntime-node/bin/napi-v6/linux/"
 cp -r node_modules/onnxruntime-common "$stage/node_modules/"
 # The Vulkan loader (the GPU's Vulkan driver, its ICD, comes with the NVIDIA driver there).
-loader=$(ldconfig -p | awk '/libvulkan.so.1 .*x86-64/ {print $NF; exit}')
+loader=$(ldconfig -p | awk '/libvulkan.so.1 .*x86-64/ && !found {print $NF; found = 1}')
 [ -n "$loader" ] || { echo "pack.sh: no libvulkan.so.1 here (apt-get install libvulkan1)" >&2; exit 1; }
 cp -L "$loader" "$stage/lib/libvulkan.so.1"
 tar -C "$stage" -cf - node_modules lib | xz -9 -T0 > "$out/runtime.tar.xz"
