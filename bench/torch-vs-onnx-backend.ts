@@ -62,6 +62,7 @@ async function measure(backend: TokenizerBackend) {
 const options = {
   executionProviders: ['cpu' as const],
   intraOpThreads: threads,
+  cudaDeviceId: 0,
   python: process.env.FQ_PYTHON ?? '/usr/bin/python3',
   precision: 'fp32',
   torchCompile: false,

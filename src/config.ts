@@ -31,6 +31,8 @@ const configSchema = z
       .default('cpu')
       .transform((s) => s.split(',').map((p) => p.trim()).filter(Boolean))
       .pipe(z.array(executionProvider).min(1)),
+    FQ_CUDA_DEVICE_ID: nonNegativeInt.default(0), // the cuda execution provider's device
+    FQ_WEBGPU_LAYOUT: z.enum(['NCHW', 'NHWC']).optional(), // WebGPU EP preferredLayout; unset: onnxruntime's default
     FQ_BACKEND: backendName.default('onnx'),
     FQ_PRECISION: precision.default('fp32'), // torch backend on CUDA; CPU always runs fp32
     FQ_TORCH_COMPILE: flag.default(false), // torch.compile in the torch worker (torch >= 2 only)
@@ -62,6 +64,10 @@ const configSchema = z
       adminToken: e.FQ_ADMIN_TOKEN,
       python: e.FQ_PYTHON,
       executionProviders: e.FQ_EXECUTION_PROVIDERS,
+      /** CUDA device for the cuda provider. */
+      cudaDeviceId: e.FQ_CUDA_DEVICE_ID,
+      /** WebGPU EP's preferredLayout; unset: onnxruntime's default. */
+      webgpuLayout: e.FQ_WEBGPU_LAYOUT,
       /** onnx, torch, or auto: torch when FQ_PYTHON's torch sees a CUDA device. */
       backend: e.FQ_BACKEND,
       precision: e.FQ_PRECISION,

@@ -55,3 +55,10 @@ export const droppedRequests = new Counter({
   labelNames: ['model', 'operation', 'reason'] as const,
   registers: [registry],
 });
+
+export const modelInfo = new Gauge({
+  name: 'fqtok_model_info',
+  help: 'Served model versions (value 1) and the execution provider each really runs on',
+  labelNames: ['model', 'version', 'execution_provider'] as const,
+  registers: [registry],
+});

@@ -38,7 +38,7 @@ export function pythonSeesCuda(python: string): Promise<boolean> {
 
 export async function createBackend(modelDir: string, manifest: Manifest, label: string, options: BackendOptions): Promise<TokenizerBackend> {
   const choice = options.backend === 'auto' ? ((await pythonSeesCuda(options.python)) ? 'torch' : 'onnx') : options.backend;
-  if (choice === 'onnx') return OnnxBackend.load(modelDir, manifest, options);
+  if (choice === 'onnx') return OnnxBackend.load(modelDir, manifest, options, label);
   try {
     const torch = await TorchBackend.start(modelDir, manifest, label, options);
     try {
@@ -51,7 +51,7 @@ export async function createBackend(modelDir: string, manifest: Manifest, label:
   } catch (err) {
     if (options.backend !== 'auto') throw err;
     logger.error({ model: label, err: (err as Error).message }, 'torch backend refused; serving this version with onnx');
-    return OnnxBackend.load(modelDir, manifest, options);
+    return OnnxBackend.load(modelDir, manifest, options, label);
   }
 }
 
@@ -65,7 +65,7 @@ async function checkAgainstOnnx(torch: TorchBackend, modelDir: string, manifest:
   const answer = await torch.check();
   const input = answer.input as Float32Array;
   const count = input.length / (3 * manifest.image_size * manifest.image_size);
-  const onnx = await OnnxBackend.load(modelDir, manifest, { executionProviders: ['cpu'], intraOpThreads: options.intraOpThreads });
+  const onnx = await OnnxBackend.load(modelDir, manifest, { ...options, executionProviders: ['cpu'] }, `${label} (start-up check)`);
   let reference;
   try {
     reference = await onnx.encode(input, count);

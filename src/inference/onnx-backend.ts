@@ -2,17 +2,14 @@
 // worker thread of its own (onnxruntime-node's run() would otherwise block the event loop).
 import path from 'node:path';
 import { Piscina } from 'piscina';
-import type { ExecutionProviderName } from '../config.ts';
 import { logger } from '../logger.ts';
 import { workerExecArgv } from '../worker-exec-argv.ts';
+import { chooseExecutionProvider, serialisedCreation, type ExecutionProviderSettings, type ProviderEntry } from './execution-providers.ts';
 import type { Manifest } from './manifest.ts';
 import type { BackendInfo, TokenBatch, TokenizerBackend } from './backend.ts';
 import type { RunResult, RunTask, SessionConfig, SessionDescription } from './ort-session-worker.ts';
 
-export interface OnnxBackendOptions {
-  executionProviders: ExecutionProviderName[];
-  intraOpThreads: number;
-}
+export type OnnxBackendOptions = ExecutionProviderSettings;
 
 const WORKER_URL = new URL('./ort-session-worker.ts', import.meta.url);
 
@@ -23,8 +20,8 @@ interface SessionThread {
 }
 
 /** One session in one thread; the micro-batcher already runs one batch at a time per session. */
-async function sessionThread(file: string, options: OnnxBackendOptions): Promise<SessionThread> {
-  const session: SessionConfig = { file, executionProviders: options.executionProviders, intraOpThreads: options.intraOpThreads };
+async function sessionThread(file: string, provider: ProviderEntry, options: OnnxBackendOptions): Promise<SessionThread> {
+  const session: SessionConfig = { file, provider, intraOpThreads: options.intraOpThreads };
   const pool = new Piscina<RunTask, RunResult>({
     filename: WORKER_URL.href,
     minThreads: 1,
@@ -34,7 +31,7 @@ async function sessionThread(file: string, options: OnnxBackendOptions): Promise
   });
   try {
     const description = (await pool.run(session as never, { name: 'describe' })) as unknown as SessionDescription;
-    for (const f of description.fallbacks) logger.warn({ file, provider: f.provider, reason: f.reason }, 'execution provider unavailable, trying the next');
+    for (const f of description.fallbacks) logger.warn({ file, provider: f.provider, reason: f.reason }, 'execution provider passed its check but failed here; running on CPU');
     return { pool, session, description };
   } catch (err) {
     await pool.close();
@@ -56,12 +53,20 @@ export class OnnxBackend implements TokenizerBackend {
     readonly executionProvider: string,
   ) {}
 
-  static async load(modelDir: string, manifest: Manifest, options: OnnxBackendOptions): Promise<OnnxBackend> {
-    const [encoder, decoder] = await Promise.all([
-      sessionThread(path.join(modelDir, manifest.encoder.file), options),
-      sessionThread(path.join(modelDir, manifest.decoder.file), options),
-    ]);
-    return new OnnxBackend(manifest, encoder, decoder, encoder.description.provider);
+  /** `label` names the model version in log lines. */
+  static async load(modelDir: string, manifest: Manifest, options: OnnxBackendOptions, label = modelDir): Promise<OnnxBackend> {
+    const chosen = await chooseExecutionProvider(label, modelDir, manifest, options);
+    // One session creation at a time in the whole process (see serialisedCreation).
+    const encoder = await serialisedCreation(() => sessionThread(path.join(modelDir, manifest.encoder.file), chosen.entry, options));
+    let decoder: SessionThread;
+    try {
+      decoder = await serialisedCreation(() => sessionThread(path.join(modelDir, manifest.decoder.file), chosen.entry, options));
+    } catch (err) {
+      await encoder.pool.close();
+      throw err;
+    }
+    const [e, d] = [encoder.description.provider, decoder.description.provider];
+    return new OnnxBackend(manifest, encoder, decoder, e === d ? e : `encoder:${e},decoder:${d}`);
   }
 
   get info(): BackendInfo {

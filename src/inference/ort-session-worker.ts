@@ -3,10 +3,12 @@
 import * as ort from 'onnxruntime-node';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { chwToRgb8 } from '../imaging/tensor-to-image.ts';
+import type { ProviderEntry } from './execution-providers.ts';
 
 export interface SessionConfig {
   file: string;
-  executionProviders: string[];
+  /** The provider chosen (and checked) by execution-providers.ts. */
+  provider: ProviderEntry;
   intraOpThreads: number;
 }
 
@@ -18,7 +20,7 @@ export interface WireTensor {
 
 export interface SessionDescription {
   provider: string;
-  /** Why each preferred provider was passed over, for the log. */
+  /** Why the chosen provider was passed over, for the log. */
   fallbacks: { provider: string; reason: string }[];
 }
 
@@ -32,20 +34,21 @@ export interface RunTask {
 
 export type RunResult = Record<string, Int32Array | Uint8Array>;
 
-function sessionOptions(config: SessionConfig, providers: string[]): ort.InferenceSession.SessionOptions {
+function sessionOptions(config: SessionConfig, providers: ProviderEntry[]): ort.InferenceSession.SessionOptions {
   return {
-    executionProviders: providers,
+    executionProviders: providers as ort.InferenceSession.ExecutionProviderConfig[],
     graphOptimizationLevel: 'all',
     ...(config.intraOpThreads > 0 ? { intraOpNumThreads: config.intraOpThreads } : {}),
   };
 }
 
-/** Tries the configured providers in order, then CPU. */
+/** The chosen provider (with CPU for the nodes it leaves, e.g. shape ops), or CPU alone if it fails here after all. */
 async function createSession(config: SessionConfig): Promise<{ session: ort.InferenceSession; description: SessionDescription }> {
   const fallbacks: SessionDescription['fallbacks'] = [];
-  for (const provider of config.executionProviders.filter((p) => p !== 'cpu')) {
+  if (config.provider !== 'cpu') {
+    const provider = config.provider.name;
     try {
-      const session = await ort.InferenceSession.create(config.file, sessionOptions(config, [provider, 'cpu']));
+      const session = await ort.InferenceSession.create(config.file, sessionOptions(config, [config.provider, 'cpu']));
       return { session, description: { provider, fallbacks } };
     } catch (err) {
       fallbacks.push({ provider, reason: (err as Error).message.split('\n')[0]!.slice(0, 300) });

@@ -3,6 +3,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { FqError } from '../errors.ts';
 import { logger } from '../logger.ts';
+import { modelInfo } from '../metrics.ts';
 import { readManifest } from './manifest.ts';
 import type { BackendHealth, BackendInfo } from './backend.ts';
 import { createBackend, type BackendOptions } from './backend-factory.ts';
@@ -21,6 +22,8 @@ export interface ModelSummary {
   backend: BackendInfo;
   health: BackendHealth;
 }
+
+const infoLabels = (t: Tokenizer) => ({ model: t.model.name, version: String(t.model.version), execution_provider: t.executionProvider });
 
 export class ModelRegistry {
   /** name -> version -> tokenizer */
@@ -60,7 +63,11 @@ export class ModelRegistry {
     if (!versions) this.models.set(name, (versions = new Map()));
     const previous = versions.get(version);
     versions.set(version, tokenizer);
-    if (previous) await previous.close();
+    if (previous) {
+      modelInfo.remove(infoLabels(previous));
+      await previous.close();
+    }
+    modelInfo.set(infoLabels(tokenizer), 1);
     this.defaultName ??= name;
     logger.info({ model: name, version, dir, executionProvider: backend.executionProvider, ...backend.info }, 'model loaded');
     return tokenizer;
@@ -73,6 +80,7 @@ export class ModelRegistry {
     if (!versions || !tokenizer) return;
     versions.delete(version);
     if (versions.size === 0) this.models.delete(name);
+    modelInfo.remove(infoLabels(tokenizer));
     await tokenizer.close();
   }
 
@@ -121,6 +129,7 @@ export class ModelRegistry {
   async close(): Promise<void> {
     const all = [...this.models.values()].flatMap((v) => [...v.values()]);
     this.models.clear();
+    for (const t of all) modelInfo.remove(infoLabels(t));
     await Promise.all(all.map((t) => t.close()));
   }
 }
