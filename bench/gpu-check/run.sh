@@ -121,7 +121,8 @@ for part in bench/gpu-check/*.py; do
   [ -e "$part" ] || continue
   name=$(basename "$part" .py)
   if [ -z "$model" ]; then status "$name" skipped '"reason": "no exported model"'; continue; fi
-  run_part "$name" 90 "$PY" "$part" --model-dir "$model" --device "$device" $([ $quick -eq 1 ] && echo --quick)
+  budget=90; [ "$name" = torch_backend ] && budget=200  # three precisions x three batches x encode/decode
+  run_part "$name" $budget "$PY" "$part" --model-dir "$model" --device "$device" $([ $quick -eq 1 ] && echo --quick)
 done
 
 if [ "$device" = cuda ]; then
