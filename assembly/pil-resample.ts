@@ -31,48 +31,67 @@ export function heapBase(): usize {
   return i8x16.narrow_i16x8_u(words, words);
 }
 
+/** Weights are split as w = (high << SPLIT_BITS) + low, low in 0..2047, so both halves fit i16 lanes. */
+const SPLIT_BITS: i32 = 11;
+
 /**
  * Horizontal pass. For each of `rowCount` rows of `src` (stride `srcStride` bytes) and each output
  * pixel x < outWidth: the pixels first[x] .. first[x] + count[x] - 1 of that row, weighted by
- * weights[x * taps + i]. Output rows are outWidth * 3 bytes, packed.
+ * weights[x * taps + i]. Output rows are outWidth * 3 bytes, packed. `scratch` holds
+ * outWidth * ((taps + 1) >> 1) * 32 bytes for the split weights.
  *
- * One output pixel at a time, its three channels (and one spare byte) in one i32x4: each tap is one
- * 4-byte load, one swizzle (bytes to zero-extended i32 lanes), one multiply and one add.
+ * One output pixel at a time, two taps per i32x4.dot_i16x8_s: the two pixels' bytes as i16 lanes
+ * [r0 r1 g0 g1 b0 b1 0 0] times [w0 w1 w0 w1 ...] gives [r g b 0] sums of both taps. The 22-bit
+ * weights do not fit i16, so each is split in a high and a low half and the pass keeps two sums:
+ * (high sum << 11) + low sum is the integer Pillow computes (no overflow: every partial sum is
+ * bounded by the full one plus 255 * 2047 * taps).
  */
 export function resampleRows(
   src: usize, srcStride: i32, rowCount: i32,
   first: usize, count: usize, weights: usize, taps: i32, outWidth: i32,
-  out: usize,
+  out: usize, scratch: usize,
 ): void {
-  const widen = i8x16(0, -1, -1, -1, 1, -1, -1, -1, 2, -1, -1, -1, 3, -1, -1, -1);
-  const half = i32x4.splat(HALF);
-  const tapBytes = <usize>taps << 2;
+  const pairs = (taps + 1) >> 1;
+  const pairBytes = <usize>pairs << 5;
+  const lowMask = i32x4.splat((1 << SPLIT_BITS) - 1);
+  for (let x = 0; x < outWidth; x++) {
+    const n = load<i32>(count + (<usize>x << 2));
+    const w = weights + (<usize>(x * taps) << 2);
+    let s = scratch + <usize>x * pairBytes;
+    for (let i = 0; i < n; i += 2) {
+      const w0 = load<i32>(w + (<usize>i << 2));
+      const w1 = i + 1 < n ? load<i32>(w + (<usize>i << 2), 4) : 0;
+      const both = i32x4(w0, w1, w0, w1);
+      const high = i32x4.shr_s(both, SPLIT_BITS);
+      const low = v128.and(both, lowMask);
+      v128.store(s, i16x8.narrow_i32x4_s(high, high));
+      v128.store(s, i16x8.narrow_i32x4_s(low, low), 16);
+      s += 32;
+    }
+  }
+  const widen = i8x16(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1);
   for (let y = 0; y < rowCount; y++) {
     const row = src + <usize>y * <usize>srcStride;
     let o = out + <usize>y * <usize>(outWidth * 3);
-    let k = weights;
+    let k = scratch;
     for (let x = 0; x < outWidth; x++) {
       const xOffset = <usize>x << 2;
       let p = row + <usize>load<i32>(first + xOffset) * 3;
       const n = load<i32>(count + xOffset);
-      let acc = half;
-      let w = k;
-      // Two taps per round while they last: fewer loop tests, two independent multiply chains.
-      let i = 0;
-      for (; i + 1 < n; i += 2) {
-        const a = i8x16.swizzle(v128.load32_zero(p), widen);
-        const b = i8x16.swizzle(v128.load32_zero(p, 3), widen);
-        acc = i32x4.add(acc, i32x4.add(i32x4.mul(a, i32x4.splat(load<i32>(w))), i32x4.mul(b, i32x4.splat(load<i32>(w, 4)))));
+      let high = i32x4.splat(0);
+      let low = i32x4.splat(0);
+      let s = k;
+      for (let i = 0; i < n; i += 2) {
+        const pixels = i8x16.swizzle(v128.load64_zero(p), widen);
+        high = i32x4.add(high, i32x4.dot_i16x8_s(pixels, v128.load(s)));
+        low = i32x4.add(low, i32x4.dot_i16x8_s(pixels, v128.load(s, 16)));
         p += 6;
-        w += 8;
+        s += 32;
       }
-      if (i < n) {
-        const a = i8x16.swizzle(v128.load32_zero(p), widen);
-        acc = i32x4.add(acc, i32x4.mul(a, i32x4.splat(load<i32>(w))));
-      }
-      v128.store32_lane(o, clipToBytes(acc), 0);
+      const sum = i32x4.add(i32x4.add(i32x4.shl(high, SPLIT_BITS), low), i32x4.splat(HALF));
+      v128.store32_lane(o, clipToBytes(sum), 0);
       o += 3;
-      k += tapBytes;
+      k += pairBytes;
     }
   }
 }

@@ -31,7 +31,7 @@ export const WASM_URL = new URL('./pil-resample.wasm', import.meta.url);
 interface PassExports {
   memory: WebAssembly.Memory;
   heapBase(): number;
-  resampleRows(src: number, srcStride: number, rowCount: number, first: number, count: number, weights: number, taps: number, outWidth: number, out: number): void;
+  resampleRows(src: number, srcStride: number, rowCount: number, first: number, count: number, weights: number, taps: number, outWidth: number, out: number, scratch: number): void;
   resampleColumns(src: number, srcStride: number, rowBytes: number, first: number, count: number, weights: number, taps: number, outRows: number, out: number): void;
   halvePairs(src: number, srcStride: number, outWidth: number, outHeight: number, out: number): void;
 }
@@ -133,8 +133,9 @@ export class PassArena {
     const width = kernel.first.length;
     const height = rowEnd - rowStart;
     const k = this.kernelIn(kernel);
+    const scratch = this.alloc(width * ((kernel.taps + 1) >> 1) * 32);
     const out = this.alloc(width * height * 3);
-    this.wasm.resampleRows(image.ptr + rowStart * image.stride, image.stride, height, k.first, k.count, k.weights, kernel.taps, width, out);
+    this.wasm.resampleRows(image.ptr + rowStart * image.stride, image.stride, height, k.first, k.count, k.weights, kernel.taps, width, out, scratch);
     return { ptr: out, width, height, stride: width * 3 };
   }
 
