@@ -67,7 +67,7 @@ describe(`crops equal Pillow ${manifest.pillow} + the FQGAN reference`, () => {
     const modes = new Set(manifest.cases.map((c) => c.mode));
     for (const mode of ['RGB', 'L', 'P', 'RGBA', 'LA', 'CMYK', '1']) assert.ok(modes.has(mode), `no ${mode} fixture`);
     const files = manifest.cases.map((c) => c.file);
-    for (const size of ['1x1', '7x3', '255x256', '256x256', '511x600', '512x512', '513x700', '1024x768', '3000x200', '200x3000']) {
+    for (const size of ['1x1', '7x3', '255x256', '256x256', '511x600', '512x512', '513x700', '1024x768', '3000x200', '200x3000', '2x2', '1x100', '100x1', '256x300', '2050x1030', '4000x3000']) {
       assert.ok(files.some((f) => f.includes(`_${size}.`)), `no ${size} fixture`);
     }
     for (const kind of ['progressive', '_420_', '_444_', 'q50', 'q75', 'q95', 'exif6', 'Ptrns', 'icc']) {

@@ -1,15 +1,13 @@
-// The two inner loops of Pillow's resampling (horizontal, then vertical), unrolled for the tap counts a crop uses.
+// Runs Pillow's resampling passes in WebAssembly SIMD (assembly/pil-resample.ts): memory layout and calls.
 //
-// Same arithmetic as Pillow's ImagingResampleHorizontal/Vertical_8bpc: per output value, a 32-bit
-// integer sum from 1 << 21 of input byte * fixed-point weight, shifted right by 22 (floor), clipped
-// to 0..255. The sums cannot overflow 32 bits (255 * the weights' absolute sum, about 1.2 * 2^22, is
-// under 2^31), so Math.imul and `| 0` give Pillow's values exactly while keeping V8 on int32 code.
+// The module is compiled once per thread; the image, the coefficient tables and every intermediate
+// image of one crop live in its linear memory, so a crop copies in the pixels it reads once and
+// copies out the result once. Same bytes as Pillow's ImagingResampleHorizontal/Vertical_8bpc: the
+// arithmetic and why it is exact are described in the AssemblyScript source.
 //
-// Why unrolled: a loop over a per-output tap count costs more than the multiplications it runs
-// (about 2x for the 500x375 -> 256 crop). `fixedTapKernel` gives every output the same number of
-// taps (4, 6 or 8: a bicubic downscale by less than 2, which is what the ADM crop does after its BOX
-// halvings, reads at most 8 inputs; an upscale reads 4) by sliding edge windows inward with zero
-// weights, which adds 0 to the sum and so changes nothing.
+// Node >= 20 always has wasm SIMD (it is in the engines range of package.json), so there is no
+// plain-JS copy of these loops to fall back on.
+import { readFileSync } from 'node:fs';
 import type { RgbImage } from './rgb-image.ts';
 
 /** Fraction bits of the weights: 32 bits minus 8 for the result, minus 2 of headroom for bicubic's negative lobes. */
@@ -27,196 +25,139 @@ export interface ResampleKernel {
   weights: Int32Array;
 }
 
-/** clip8 as a table: index (sum >> 22) + 512 covers every int32 sum. */
-const CLIP = new Uint8Array(1024);
-for (let i = 0; i < 1024; i++) CLIP[i] = Math.min(255, Math.max(0, i - 512));
-const CLIP_OFFSET = 512;
+/** The committed build of assembly/pil-resample.ts (`npm run build:wasm`). */
+export const WASM_URL = new URL('./pil-resample.wasm', import.meta.url);
 
-/** The unrolled loops below exist for these tap counts. */
-const UNROLLED_TAPS = [4, 6, 8] as const;
+interface PassExports {
+  memory: WebAssembly.Memory;
+  heapBase(): number;
+  resampleRows(src: number, srcStride: number, rowCount: number, first: number, count: number, weights: number, taps: number, outWidth: number, out: number, scratch: number): void;
+  resampleColumns(src: number, srcStride: number, rowBytes: number, first: number, count: number, weights: number, taps: number, outRows: number, out: number): void;
+  halvePairs(src: number, srcStride: number, outWidth: number, outHeight: number, out: number): void;
+}
+
+/** Vector loads and stores reach up to 18 bytes past a buffer's last pixel; every buffer is followed by this many spare bytes. */
+const SLACK = 32;
+const PAGE = 65536;
+/**
+ * A crop of a 50-megapixel photo needs about 200 MB of wasm memory, which a wasm memory never gives
+ * back; above this size the instance is dropped after the crop, so an idle worker does not keep it.
+ */
+const RETAINED_BYTES = 64 << 20;
+
+let compiled: WebAssembly.Module | null = null;
+let instance: PassExports | null = null;
+
+function passes(): PassExports {
+  if (instance) return instance;
+  compiled ??= new WebAssembly.Module(readFileSync(WASM_URL));
+  instance = new WebAssembly.Instance(compiled).exports as unknown as PassExports;
+  return instance;
+}
+
+/** An image in wasm memory: `height` rows of `width` pixels, `stride` bytes apart (a view of a larger one when stride > width * 3). */
+export interface WasmImage {
+  ptr: number;
+  width: number;
+  height: number;
+  stride: number;
+}
 
 /**
- * The kernel with exactly `taps` weights per output (`count` all equal to `taps`), windows kept inside
- * [0, inputSize); null when no unrolled size fits (more than 8 taps, or an input narrower than the taps).
+ * The memory of one crop: buffers are handed out front to back and all released when the crop ends
+ * (`PassArena.run`). Views of the memory are made afresh after each allocation, because growing the
+ * memory detaches the old ArrayBuffer.
  */
-export function fixedTapKernel(kernel: ResampleKernel, inputSize: number): ResampleKernel | null {
-  let widest = 0;
-  for (let i = 0; i < kernel.count.length; i++) widest = Math.max(widest, kernel.count[i]!);
-  const taps = UNROLLED_TAPS.find((t) => t >= widest);
-  if (taps === undefined || taps > inputSize) return null;
-  const outputs = kernel.first.length;
-  const first = new Int32Array(outputs);
-  const weights = new Int32Array(outputs * taps);
-  for (let out = 0; out < outputs; out++) {
-    const start = Math.min(kernel.first[out]!, inputSize - taps);
-    const shift = kernel.first[out]! - start;
-    first[out] = start;
-    for (let i = 0; i < kernel.count[out]!; i++) weights[out * taps + shift + i] = kernel.weights[out * kernel.taps + i]!;
+export class PassArena {
+  private next: number;
+
+  private constructor(private readonly wasm: PassExports) {
+    this.next = wasm.heapBase();
   }
-  return { taps, first, count: new Int32Array(outputs).fill(taps), weights };
+
+  /** Calls `body` with an empty arena; the memory is reused by the next crop (or dropped when large). */
+  static run<T>(body: (arena: PassArena) => T): T {
+    const arena = new PassArena(passes());
+    try {
+      return body(arena);
+    } finally {
+      if (arena.wasm.memory.buffer.byteLength > RETAINED_BYTES) instance = null;
+    }
+  }
+
+  private alloc(bytes: number): number {
+    const ptr = this.next;
+    this.next = (ptr + bytes + SLACK + 15) & ~15;
+    const { memory } = this.wasm;
+    if (this.next > memory.buffer.byteLength) memory.grow(Math.ceil((this.next - memory.buffer.byteLength) / PAGE));
+    return ptr;
+  }
+
+  /** A packed copy of the width x height block of `image` whose top-left pixel is (left, top). */
+  copyIn(image: RgbImage, left: number, top: number, width: number, height: number): WasmImage {
+    const rowBytes = width * 3;
+    const ptr = this.alloc(rowBytes * height);
+    const bytes = new Uint8Array(this.wasm.memory.buffer);
+    for (let y = 0; y < height; y++) {
+      const start = ((top + y) * image.width + left) * 3;
+      bytes.set(image.data.subarray(start, start + rowBytes), ptr + y * rowBytes);
+    }
+    return { ptr, width, height, stride: rowBytes };
+  }
+
+  /** The image's pixels, packed, in a buffer of their own. */
+  copyOut(image: WasmImage): RgbImage {
+    const rowBytes = image.width * 3;
+    const out = new Uint8Array(rowBytes * image.height);
+    const bytes = new Uint8Array(this.wasm.memory.buffer);
+    for (let y = 0; y < image.height; y++) {
+      const start = image.ptr + y * image.stride;
+      out.set(bytes.subarray(start, start + rowBytes), y * rowBytes);
+    }
+    return { data: out, width: image.width, height: image.height };
+  }
+
+  private kernelIn(kernel: ResampleKernel): { first: number; count: number; weights: number } {
+    const first = this.alloc(kernel.first.byteLength);
+    const count = this.alloc(kernel.count.byteLength);
+    const weights = this.alloc(kernel.weights.byteLength);
+    const { buffer } = this.wasm.memory;
+    new Int32Array(buffer, first, kernel.first.length).set(kernel.first);
+    new Int32Array(buffer, count, kernel.count.length).set(kernel.count);
+    new Int32Array(buffer, weights, kernel.weights.length).set(kernel.weights);
+    return { first, count, weights };
+  }
+
+  /** Horizontal pass over rows [rowStart, rowEnd) of `image`: one output pixel per kernel entry. */
+  resampleRows(image: WasmImage, rowStart: number, rowEnd: number, kernel: ResampleKernel): WasmImage {
+    const width = kernel.first.length;
+    const height = rowEnd - rowStart;
+    const k = this.kernelIn(kernel);
+    const scratch = this.alloc(width * ((kernel.taps + 1) >> 1) * 32);
+    const out = this.alloc(width * height * 3);
+    this.wasm.resampleRows(image.ptr + rowStart * image.stride, image.stride, height, k.first, k.count, k.weights, kernel.taps, width, out, scratch);
+    return { ptr: out, width, height, stride: width * 3 };
+  }
+
+  /** Vertical pass over every column of `image`: one output row per kernel entry. */
+  resampleColumns(image: WasmImage, kernel: ResampleKernel): WasmImage {
+    const height = kernel.first.length;
+    const rowBytes = image.width * 3;
+    const k = this.kernelIn(kernel);
+    const out = this.alloc(rowBytes * height);
+    this.wasm.resampleColumns(image.ptr, image.stride, rowBytes, k.first, k.count, k.weights, kernel.taps, height, out);
+    return { ptr: out, width: image.width, height, stride: rowBytes };
+  }
+
+  /** Exact BOX halving of the 2 * outWidth x 2 * outHeight block at (left, top), both passes at once. */
+  halvePairs(image: WasmImage, left: number, top: number, outWidth: number, outHeight: number): WasmImage {
+    const out = this.alloc(outWidth * outHeight * 3);
+    this.wasm.halvePairs(image.ptr + top * image.stride + left * 3, image.stride, outWidth, outHeight, out);
+    return { ptr: out, width: outWidth, height: outHeight, stride: outWidth * 3 };
+  }
+
+  /** The width x height block at (left, top), without copying. */
+  window(image: WasmImage, left: number, top: number, width: number, height: number): WasmImage {
+    return { ptr: image.ptr + top * image.stride + left * 3, width, height, stride: image.stride };
+  }
 }
-
-/** Horizontal pass over rows [rowStart, rowEnd): one output pixel per kernel entry. */
-export function resampleRows(image: RgbImage, rowStart: number, rowEnd: number, kernel: ResampleKernel): RgbImage {
-  const fixed = fixedTapKernel(kernel, image.width);
-  const outWidth = kernel.first.length;
-  const height = rowEnd - rowStart;
-  const out = new Uint8Array(outWidth * height * 3);
-  const rows = fixed?.taps === 4 ? rows4 : fixed?.taps === 6 ? rows6 : fixed?.taps === 8 ? rows8 : rowsAnyTaps;
-  rows(image.data, image.width * 3, rowStart, rowEnd, fixed ?? kernel, out);
-  return { data: out, width: outWidth, height };
-}
-
-/** Vertical pass over every column: one output row per kernel entry. */
-export function resampleColumns(image: RgbImage, kernel: ResampleKernel): RgbImage {
-  const fixed = fixedTapKernel(kernel, image.height);
-  const rowBytes = image.width * 3;
-  const out = new Uint8Array(rowBytes * kernel.first.length);
-  const columns = fixed?.taps === 4 ? columns4 : fixed?.taps === 6 ? columns6 : fixed?.taps === 8 ? columns8 : columnsAnyTaps;
-  columns(image.data, rowBytes, fixed ?? kernel, out);
-  return { data: out, width: image.width, height: kernel.first.length };
-}
-
-type RowsPass = (src: Uint8Array, rowIn: number, rowStart: number, rowEnd: number, kernel: ResampleKernel, out: Uint8Array) => void;
-type ColumnsPass = (src: Uint8Array, rowBytes: number, kernel: ResampleKernel, out: Uint8Array) => void;
-
-const rowsAnyTaps: RowsPass = (src, rowIn, rowStart, rowEnd, { taps, first, count, weights }, out) => {
-  let o = 0;
-  for (let y = rowStart; y < rowEnd; y++) {
-    const row = y * rowIn;
-    for (let x = 0; x < first.length; x++) {
-      const k = x * taps;
-      const n = count[x]!;
-      let p = row + first[x]! * 3;
-      let r = HALF;
-      let g = HALF;
-      let b = HALF;
-      for (let i = 0; i < n; i++, p += 3) {
-        const w = weights[k + i]!;
-        r = (r + Math.imul(src[p]!, w)) | 0;
-        g = (g + Math.imul(src[p + 1]!, w)) | 0;
-        b = (b + Math.imul(src[p + 2]!, w)) | 0;
-      }
-      out[o++] = CLIP[(r >> PRECISION_BITS) + CLIP_OFFSET]!;
-      out[o++] = CLIP[(g >> PRECISION_BITS) + CLIP_OFFSET]!;
-      out[o++] = CLIP[(b >> PRECISION_BITS) + CLIP_OFFSET]!;
-    }
-  }
-};
-
-const rows4: RowsPass = (src, rowIn, rowStart, rowEnd, { first, weights }, out) => {
-  let o = 0;
-  for (let y = rowStart; y < rowEnd; y++) {
-    const row = y * rowIn;
-    for (let x = 0, k = 0; x < first.length; x++, k += 4) {
-      const p = row + first[x]! * 3;
-      const w0 = weights[k]!, w1 = weights[k + 1]!, w2 = weights[k + 2]!, w3 = weights[k + 3]!;
-      // Written out per channel: a loop over the three costs a fifth of the pass.
-      const r = (HALF + Math.imul(src[p]!, w0) + Math.imul(src[p + 3]!, w1) + Math.imul(src[p + 6]!, w2) + Math.imul(src[p + 9]!, w3)) | 0;
-      const g = (HALF + Math.imul(src[p + 1]!, w0) + Math.imul(src[p + 4]!, w1) + Math.imul(src[p + 7]!, w2) + Math.imul(src[p + 10]!, w3)) | 0;
-      const b = (HALF + Math.imul(src[p + 2]!, w0) + Math.imul(src[p + 5]!, w1) + Math.imul(src[p + 8]!, w2) + Math.imul(src[p + 11]!, w3)) | 0;
-      out[o] = CLIP[(r >> PRECISION_BITS) + CLIP_OFFSET]!;
-      out[o + 1] = CLIP[(g >> PRECISION_BITS) + CLIP_OFFSET]!;
-      out[o + 2] = CLIP[(b >> PRECISION_BITS) + CLIP_OFFSET]!;
-      o += 3;
-    }
-  }
-};
-
-const rows6: RowsPass = (src, rowIn, rowStart, rowEnd, { first, weights }, out) => {
-  let o = 0;
-  for (let y = rowStart; y < rowEnd; y++) {
-    const row = y * rowIn;
-    for (let x = 0, k = 0; x < first.length; x++, k += 6) {
-      const p = row + first[x]! * 3;
-      const w0 = weights[k]!, w1 = weights[k + 1]!, w2 = weights[k + 2]!, w3 = weights[k + 3]!;
-      const w4 = weights[k + 4]!, w5 = weights[k + 5]!;
-      // Written out per channel: a loop over the three costs a fifth of the pass.
-      const r = (HALF + Math.imul(src[p]!, w0) + Math.imul(src[p + 3]!, w1) + Math.imul(src[p + 6]!, w2) + Math.imul(src[p + 9]!, w3) + Math.imul(src[p + 12]!, w4) + Math.imul(src[p + 15]!, w5)) | 0;
-      const g = (HALF + Math.imul(src[p + 1]!, w0) + Math.imul(src[p + 4]!, w1) + Math.imul(src[p + 7]!, w2) + Math.imul(src[p + 10]!, w3) + Math.imul(src[p + 13]!, w4) + Math.imul(src[p + 16]!, w5)) | 0;
-      const b = (HALF + Math.imul(src[p + 2]!, w0) + Math.imul(src[p + 5]!, w1) + Math.imul(src[p + 8]!, w2) + Math.imul(src[p + 11]!, w3) + Math.imul(src[p + 14]!, w4) + Math.imul(src[p + 17]!, w5)) | 0;
-      out[o] = CLIP[(r >> PRECISION_BITS) + CLIP_OFFSET]!;
-      out[o + 1] = CLIP[(g >> PRECISION_BITS) + CLIP_OFFSET]!;
-      out[o + 2] = CLIP[(b >> PRECISION_BITS) + CLIP_OFFSET]!;
-      o += 3;
-    }
-  }
-};
-
-const rows8: RowsPass = (src, rowIn, rowStart, rowEnd, { first, weights }, out) => {
-  let o = 0;
-  for (let y = rowStart; y < rowEnd; y++) {
-    const row = y * rowIn;
-    for (let x = 0, k = 0; x < first.length; x++, k += 8) {
-      const p = row + first[x]! * 3;
-      const w0 = weights[k]!, w1 = weights[k + 1]!, w2 = weights[k + 2]!, w3 = weights[k + 3]!;
-      const w4 = weights[k + 4]!, w5 = weights[k + 5]!, w6 = weights[k + 6]!, w7 = weights[k + 7]!;
-      // Written out per channel: a loop over the three costs a fifth of the pass.
-      const r = (HALF + Math.imul(src[p]!, w0) + Math.imul(src[p + 3]!, w1) + Math.imul(src[p + 6]!, w2) + Math.imul(src[p + 9]!, w3) + Math.imul(src[p + 12]!, w4) + Math.imul(src[p + 15]!, w5) + Math.imul(src[p + 18]!, w6) + Math.imul(src[p + 21]!, w7)) | 0;
-      const g = (HALF + Math.imul(src[p + 1]!, w0) + Math.imul(src[p + 4]!, w1) + Math.imul(src[p + 7]!, w2) + Math.imul(src[p + 10]!, w3) + Math.imul(src[p + 13]!, w4) + Math.imul(src[p + 16]!, w5) + Math.imul(src[p + 19]!, w6) + Math.imul(src[p + 22]!, w7)) | 0;
-      const b = (HALF + Math.imul(src[p + 2]!, w0) + Math.imul(src[p + 5]!, w1) + Math.imul(src[p + 8]!, w2) + Math.imul(src[p + 11]!, w3) + Math.imul(src[p + 14]!, w4) + Math.imul(src[p + 17]!, w5) + Math.imul(src[p + 20]!, w6) + Math.imul(src[p + 23]!, w7)) | 0;
-      out[o] = CLIP[(r >> PRECISION_BITS) + CLIP_OFFSET]!;
-      out[o + 1] = CLIP[(g >> PRECISION_BITS) + CLIP_OFFSET]!;
-      out[o + 2] = CLIP[(b >> PRECISION_BITS) + CLIP_OFFSET]!;
-      o += 3;
-    }
-  }
-};
-
-const columnsAnyTaps: ColumnsPass = (src, rowBytes, { taps, first, count, weights }, out) => {
-  // Summing tap by tap over whole rows reads memory in order; integer sums are order-independent.
-  const sums = new Int32Array(rowBytes);
-  for (let y = 0; y < first.length; y++) {
-    sums.fill(HALF);
-    const k = y * taps;
-    for (let i = 0; i < count[y]!; i++) {
-      const w = weights[k + i]!;
-      const row = (first[y]! + i) * rowBytes;
-      for (let j = 0; j < rowBytes; j++) sums[j] = (sums[j]! + Math.imul(src[row + j]!, w)) | 0;
-    }
-    const o = y * rowBytes;
-    for (let j = 0; j < rowBytes; j++) out[o + j] = CLIP[(sums[j]! >> PRECISION_BITS) + CLIP_OFFSET]!;
-  }
-};
-
-const columns4: ColumnsPass = (src, rowBytes, { first, weights }, out) => {
-  for (let y = 0, k = 0; y < first.length; y++, k += 4) {
-    const p0 = first[y]! * rowBytes, p1 = p0 + rowBytes, p2 = p1 + rowBytes, p3 = p2 + rowBytes;
-    const w0 = weights[k]!, w1 = weights[k + 1]!, w2 = weights[k + 2]!, w3 = weights[k + 3]!;
-    const o = y * rowBytes;
-    for (let j = 0; j < rowBytes; j++) {
-      const sum = (HALF + Math.imul(src[p0 + j]!, w0) + Math.imul(src[p1 + j]!, w1) + Math.imul(src[p2 + j]!, w2) + Math.imul(src[p3 + j]!, w3)) | 0;
-      out[o + j] = CLIP[(sum >> PRECISION_BITS) + CLIP_OFFSET]!;
-    }
-  }
-};
-
-const columns6: ColumnsPass = (src, rowBytes, { first, weights }, out) => {
-  for (let y = 0, k = 0; y < first.length; y++, k += 6) {
-    const p0 = first[y]! * rowBytes, p1 = p0 + rowBytes, p2 = p1 + rowBytes, p3 = p2 + rowBytes, p4 = p3 + rowBytes, p5 = p4 + rowBytes;
-    const w0 = weights[k]!, w1 = weights[k + 1]!, w2 = weights[k + 2]!, w3 = weights[k + 3]!, w4 = weights[k + 4]!, w5 = weights[k + 5]!;
-    const o = y * rowBytes;
-    for (let j = 0; j < rowBytes; j++) {
-      const sum =
-        (HALF + Math.imul(src[p0 + j]!, w0) + Math.imul(src[p1 + j]!, w1) + Math.imul(src[p2 + j]!, w2) +
-          Math.imul(src[p3 + j]!, w3) + Math.imul(src[p4 + j]!, w4) + Math.imul(src[p5 + j]!, w5)) | 0;
-      out[o + j] = CLIP[(sum >> PRECISION_BITS) + CLIP_OFFSET]!;
-    }
-  }
-};
-
-const columns8: ColumnsPass = (src, rowBytes, { first, weights }, out) => {
-  for (let y = 0, k = 0; y < first.length; y++, k += 8) {
-    const p0 = first[y]! * rowBytes, p1 = p0 + rowBytes, p2 = p1 + rowBytes, p3 = p2 + rowBytes;
-    const p4 = p3 + rowBytes, p5 = p4 + rowBytes, p6 = p5 + rowBytes, p7 = p6 + rowBytes;
-    const w0 = weights[k]!, w1 = weights[k + 1]!, w2 = weights[k + 2]!, w3 = weights[k + 3]!;
-    const w4 = weights[k + 4]!, w5 = weights[k + 5]!, w6 = weights[k + 6]!, w7 = weights[k + 7]!;
-    const o = y * rowBytes;
-    for (let j = 0; j < rowBytes; j++) {
-      const sum =
-        (HALF + Math.imul(src[p0 + j]!, w0) + Math.imul(src[p1 + j]!, w1) + Math.imul(src[p2 + j]!, w2) + Math.imul(src[p3 + j]!, w3) +
-          Math.imul(src[p4 + j]!, w4) + Math.imul(src[p5 + j]!, w5) + Math.imul(src[p6 + j]!, w6) + Math.imul(src[p7 + j]!, w7)) | 0;
-      out[o + j] = CLIP[(sum >> PRECISION_BITS) + CLIP_OFFSET]!;
-    }
-  }
-};

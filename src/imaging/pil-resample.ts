@@ -11,9 +11,10 @@
 // evaluation order, so the weights come out identical, not merely close.
 //
 // Every output pixel depends only on its own input window, so a caller that keeps only part of the
-// result (a centre crop) can ask for just that part: `axisSpan` + `resampleSpan`. The bytes are the
-// same as cutting them out of the full resize.
-import { HALF, PRECISION_BITS, resampleColumns, resampleRows, type ResampleKernel } from './pil-resample-passes.ts';
+// result (a centre crop) can ask for just that part: `axisSpan` + `resampleSpans`. The bytes are the
+// same as cutting them out of the full resize. The passes themselves run in WebAssembly SIMD
+// (pil-resample-passes.ts); the coefficient tables are computed here, in float64 as Pillow does.
+import { HALF, PassArena, PRECISION_BITS, type ResampleKernel, type WasmImage } from './pil-resample-passes.ts';
 import type { RgbImage } from './rgb-image.ts';
 
 export type ResampleFilter = 'box' | 'bicubic';
@@ -127,31 +128,54 @@ function kernelWindow(kernel: ResampleKernel, outStart: number, outEnd: number, 
 
 /** Resizes like Pillow's `Image.resize((outWidth, outHeight), resample)` on an 'RGB' image. */
 export function resample(image: RgbImage, outWidth: number, outHeight: number, filter: ResampleFilter): RgbImage {
-  return resampleSpan(image, 0, 0, axisSpan(image.width, outWidth, filter), axisSpan(image.height, outHeight, filter));
+  return resampleSpans(image, [{ xs: axisSpan(image.width, outWidth, filter), ys: axisSpan(image.height, outHeight, filter) }]);
+}
+
+/** One resize of a chain, limited to the outputs the next one reads. */
+export interface SpanStep {
+  xs: AxisSpan;
+  ys: AxisSpan;
 }
 
 /**
- * The part xs x ys of a Pillow resize. `image` holds (at least) the input pixels the spans read;
- * its top-left pixel is (left, top) in the coordinates of the full input. Returns an image of
- * (xs.outEnd - xs.outStart) x (ys.outEnd - ys.outStart) pixels.
+ * A chain of (parts of) Pillow resizes: each step reads the output of the one before, and must read
+ * only pixels that step computed. Runs in WebAssembly memory: the pixels the first step reads are
+ * copied in once, the last step's output is copied out once. Returns an image of
+ * (xs.outEnd - xs.outStart) x (ys.outEnd - ys.outStart) pixels of the last step.
  */
-export function resampleSpan(image: RgbImage, left: number, top: number, xs: AxisSpan, ys: AxisSpan): RgbImage {
+export function resampleSpans(image: RgbImage, steps: SpanStep[]): RgbImage {
+  const { xs, ys } = steps[0]!;
+  return PassArena.run((arena) => {
+    let current = arena.copyIn(image, xs.inStart, ys.inStart, xs.inEnd - xs.inStart, ys.inEnd - ys.inStart);
+    let originX = xs.inStart;
+    let originY = ys.inStart;
+    for (const step of steps) {
+      current = resampleSpan(arena, current, originX, originY, step);
+      originX = step.xs.outStart;
+      originY = step.ys.outStart;
+    }
+    return arena.copyOut(current);
+  });
+}
+
+/** One step: `image` holds (at least) the input pixels the spans read; its top-left pixel is (left, top) of the full input. */
+function resampleSpan(arena: PassArena, image: WasmImage, left: number, top: number, { xs, ys }: SpanStep): WasmImage {
   if (xs.inStart < left || xs.inEnd > left + image.width || ys.inStart < top || ys.inEnd > top + image.height) {
     throw new RangeError('resampleSpan: the image does not cover the input the spans read');
   }
   const columns = xs.kernel ? kernelWindow(xs.kernel, xs.outStart, xs.outEnd, left) : null;
   const rows = ys.kernel ? kernelWindow(ys.kernel, ys.outStart, ys.outEnd, top) : null;
   if (columns && rows && isPairAverage(columns) && isPairAverage(rows)) {
-    return halvePairs(image, columns.first[0]!, rows.first[0]!, columns.first.length, rows.first.length);
+    return arena.halvePairs(image, columns.first[0]!, rows.first[0]!, columns.first.length, rows.first.length);
   }
   // Horizontal pass (or, when the width is unchanged, just the columns needed) over the rows needed.
   const rowStart = ys.inStart - top;
   const rowEnd = ys.inEnd - top;
   const horizontal = columns
-    ? resampleRows(image, rowStart, rowEnd, columns)
-    : window(image, xs.inStart - left, rowStart, xs.inEnd - xs.inStart, rowEnd - rowStart);
+    ? arena.resampleRows(image, rowStart, rowEnd, columns)
+    : arena.window(image, xs.inStart - left, rowStart, xs.inEnd - xs.inStart, rowEnd - rowStart);
   if (!rows) return horizontal;
-  return resampleColumns(horizontal, kernelWindow(ys.kernel!, ys.outStart, ys.outEnd, ys.inStart));
+  return arena.resampleColumns(horizontal, kernelWindow(ys.kernel!, ys.outStart, ys.outEnd, ys.inStart));
 }
 
 /** True when output i is the 50/50 mix of inputs first[0] + 2i and the next (BOX halving an even size). */
@@ -165,43 +189,4 @@ function isPairAverage(kernel: ResampleKernel): boolean {
     }
   }
   return true;
-}
-
-/**
- * Both passes of an exact BOX halving in one sweep. With weights of 0.5, Pillow's
- * (HALF + (a + b) * HALF) >> 22 is (a + b + 1) >> 1, and each pass rounds on its own:
- * avg(avg(a, b), avg(c, d)), horizontal first as in Pillow; not (a + b + c + d + 2) >> 2.
- */
-function halvePairs(image: RgbImage, left: number, top: number, outWidth: number, outHeight: number): RgbImage {
-  const src = image.data;
-  const rowIn = image.width * 3;
-  const rowOut = outWidth * 3;
-  const out = new Uint8Array(rowOut * outHeight);
-  for (let y = 0; y < outHeight; y++) {
-    let a = (top + 2 * y) * rowIn + left * 3;
-    let b = a + rowIn;
-    let o = y * rowOut;
-    const end = o + rowOut;
-    while (o < end) {
-      out[o] = (((src[a]! + src[a + 3]! + 1) >> 1) + ((src[b]! + src[b + 3]! + 1) >> 1) + 1) >> 1;
-      out[o + 1] = (((src[a + 1]! + src[a + 4]! + 1) >> 1) + ((src[b + 1]! + src[b + 4]! + 1) >> 1) + 1) >> 1;
-      out[o + 2] = (((src[a + 2]! + src[a + 5]! + 1) >> 1) + ((src[b + 2]! + src[b + 5]! + 1) >> 1) + 1) >> 1;
-      a += 6;
-      b += 6;
-      o += 3;
-    }
-  }
-  return { data: out, width: outWidth, height: outHeight };
-}
-
-/** A copy of a width x height block starting at (left, top); the image itself when that is all of it. */
-function window(image: RgbImage, left: number, top: number, width: number, height: number): RgbImage {
-  if (left === 0 && top === 0 && width === image.width && height === image.height) return image;
-  const out = new Uint8Array(width * height * 3);
-  const rowBytes = width * 3;
-  for (let y = 0; y < height; y++) {
-    const start = ((top + y) * image.width + left) * 3;
-    out.set(image.data.subarray(start, start + rowBytes), y * rowBytes);
-  }
-  return { data: out, width, height };
 }

@@ -31,8 +31,8 @@ export default async function preprocessInWorker(task: PreprocessTask) {
 }
 
 /**
- * Runs the resampling loops once on made-up images when the thread starts, so that V8 has optimised
- * them before the first request (unoptimised, a 12-megapixel crop takes several times longer).
+ * Runs the resampling code once on made-up images when the thread starts, so that V8 has compiled
+ * the WebAssembly passes and optimised the coefficient tables' code before the first request.
  */
 function warmUp(): void {
   for (const [width, height] of [[1024, 768], [1023, 769]] as const) {

@@ -1,6 +1,6 @@
 // The reference's crops, bit for bit: ADM's centre crop (BOX halving, BICUBIC to size, centre window)
 // and the views FQGAN's code extraction encodes (the crop and its mirror, or torchvision's TenCrop).
-import { axisSpan, resampleSpan, type AxisSpan, type ResampleFilter } from './pil-resample.ts';
+import { axisSpan, resampleSpans, type SpanStep, type ResampleFilter } from './pil-resample.ts';
 import type { RgbImage } from './rgb-image.ts';
 
 export type Augment = 'none' | 'flip' | 'ten_crop';
@@ -62,7 +62,7 @@ export function centerCropArr(image: RgbImage, imageSize = 256): Uint8Array {
   const top = Math.floor((last.outHeight - imageSize) / 2);
   let needX = { start: left, end: left + imageSize };
   let needY = { start: top, end: top + imageSize };
-  const spans: { xs: AxisSpan; ys: AxisSpan }[] = [];
+  const spans: SpanStep[] = [];
   for (let i = steps.length - 1; i >= 0; i--) {
     const step = steps[i]!;
     const xs = axisSpan(step.inWidth, step.outWidth, step.filter, needX.start, needX.end);
@@ -71,16 +71,8 @@ export function centerCropArr(image: RgbImage, imageSize = 256): Uint8Array {
     needX = { start: xs.inStart, end: xs.inEnd };
     needY = { start: ys.inStart, end: ys.inEnd };
   }
-  let current = image;
-  let originX = 0;
-  let originY = 0;
-  for (const { xs, ys } of spans) {
-    current = resampleSpan(current, originX, originY, xs, ys);
-    originX = xs.outStart;
-    originY = ys.outStart;
-  }
-  // A 256x256 input passes through untouched; never hand back the caller's buffer.
-  return current === image ? new Uint8Array(image.data) : current.data;
+  // Always a fresh buffer (a 256x256 input passes through untouched, but is still copied).
+  return resampleSpans(image, spans).data;
 }
 
 /** A copy of the width x height window whose top-left pixel is (left, top). */
