@@ -26,11 +26,12 @@ const configSchema = z.object({
   FQ_INTRA_OP_THREADS: nonNegativeInt.default(0), // 0: onnxruntime picks (one per core)
   FQ_MAX_BATCH: positiveInt.default(8),
   FQ_BATCH_WAIT_MS: nonNegativeInt.default(2),
-  FQ_MAX_QUEUE: positiveInt.default(256), // images waiting per model and operation
+  FQ_MAX_QUEUE: positiveInt.default(256), // image views admitted (being prepared or waiting) per model and operation
   FQ_REQUEST_TIMEOUT_MS: positiveInt.default(60_000),
   FQ_MAX_BODY_BYTES: positiveInt.default(64 * 1024 * 1024),
   FQ_MAX_IMAGES: positiveInt.default(64), // per request
   FQ_MAX_INPUT_PIXELS: positiveInt.default(64_000_000), // per image; refused before decoding
+  FQ_MAX_DECODE_PIXELS_IN_FLIGHT: positiveInt.optional(), // all images being decoded at once; default 2 x FQ_MAX_INPUT_PIXELS
   FQ_PREPROCESS_THREADS: nonNegativeInt.default(0), // 0: one per core
   FQ_JOB_CONCURRENCY: positiveInt.default(1),
   FQ_JOB_CANCEL_GRACE_MS: positiveInt.default(15_000),
@@ -58,6 +59,8 @@ export interface Config {
   maxBodyBytes: number;
   maxImages: number;
   maxInputPixels: number;
+  /** Decoded pixels (width * height) in flight across requests; more waits its turn. */
+  maxDecodePixelsInFlight: number;
   preprocessThreads: number;
   jobConcurrency: number;
   jobCancelGraceMs: number;
@@ -73,6 +76,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new Error(`invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  const maxDecodePixelsInFlight = e.FQ_MAX_DECODE_PIXELS_IN_FLIGHT ?? 2 * e.FQ_MAX_INPUT_PIXELS;
+  const conflicts = [
+    // Even a request without augmentation at FQ_MAX_IMAGES could never be admitted.
+    e.FQ_MAX_QUEUE < e.FQ_MAX_IMAGES && `  FQ_MAX_QUEUE (${e.FQ_MAX_QUEUE}) is smaller than FQ_MAX_IMAGES (${e.FQ_MAX_IMAGES})`,
+    // An image at the pixel limit could never be decoded.
+    maxDecodePixelsInFlight < e.FQ_MAX_INPUT_PIXELS &&
+      `  FQ_MAX_DECODE_PIXELS_IN_FLIGHT (${maxDecodePixelsInFlight}) is smaller than FQ_MAX_INPUT_PIXELS (${e.FQ_MAX_INPUT_PIXELS})`,
+  ].filter(Boolean);
+  if (conflicts.length > 0) throw new Error(`invalid configuration:\n${conflicts.join('\n')}`);
   const dataDir = path.resolve(e.FQ_DATA_DIR);
   return {
     host: e.FQ_HOST,
@@ -93,6 +105,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxBodyBytes: e.FQ_MAX_BODY_BYTES,
     maxImages: e.FQ_MAX_IMAGES,
     maxInputPixels: e.FQ_MAX_INPUT_PIXELS,
+    maxDecodePixelsInFlight,
     preprocessThreads: e.FQ_PREPROCESS_THREADS,
     jobConcurrency: e.FQ_JOB_CONCURRENCY,
     jobCancelGraceMs: e.FQ_JOB_CANCEL_GRACE_MS,

@@ -66,3 +66,8 @@ export const STATUS_BY_KIND: Record<ErrorKind, number> = {
   unavailable: 503,
   internal: 500,
 };
+
+/** Why an aborted signal stopped work: its own FqError when it carries one (a timeout, say), else `the request was aborted`. */
+export function abortReason(signal: AbortSignal): FqError {
+  return signal.reason instanceof FqError ? signal.reason : new FqError('bad_request', 'the request was aborted', { cause: signal.reason });
+}

@@ -55,3 +55,15 @@ export const droppedRequests = new Counter({
   labelNames: ['model', 'operation', 'reason'] as const,
   registers: [registry],
 });
+
+export const imagesDecoded = new Counter({
+  name: 'fqtok_images_decoded_total',
+  help: 'Images whose decode and crop started (refused and abandoned requests cost none)',
+  registers: [registry],
+});
+
+export const decodedPixelsInFlight = new Gauge({
+  name: 'fqtok_decoded_pixels_in_flight',
+  help: 'Pixels (width * height) of the images being decoded now, bounded by FQ_MAX_DECODE_PIXELS_IN_FLIGHT',
+  registers: [registry],
+});

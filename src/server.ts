@@ -41,9 +41,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
   });
   await loadPublishedVersions({ store: jobs.store, registry, modelsDir: layout.modelsDir });
   await recoverInterruptedJobs({ store: jobs.store, jobsDir: layout.jobsDir, graceMs: config.jobCancelGraceMs });
+  // No crop size here: every request crops to its model's image_size.
   const preprocessor = createPreprocessor({
-    imageSize: 256,
     maxInputPixels: config.maxInputPixels,
+    maxDecodePixelsInFlight: config.maxDecodePixelsInFlight,
     threads: config.preprocessThreads,
   });
   const lifecycle: Lifecycle = { shuttingDown: false };

@@ -33,7 +33,11 @@ export interface TokenizerClient {
 export async function localClient(config: Config): Promise<TokenizerClient> {
   const registry = new ModelRegistry(config);
   await registry.loadModelsDir(config.modelsDir);
-  const preprocessor = createPreprocessor({ imageSize: 256, maxInputPixels: config.maxInputPixels, threads: config.preprocessThreads });
+  const preprocessor = createPreprocessor({
+    maxInputPixels: config.maxInputPixels,
+    maxDecodePixelsInFlight: config.maxDecodePixelsInFlight,
+    threads: config.preprocessThreads,
+  }); // crops to each model's image_size
   return {
     batchSize: config.maxBatch,
     async encode(images, options) {

@@ -2,7 +2,7 @@
 import { FqError } from '../errors.ts';
 import { encodeRgb8, type ImageFormat } from '../imaging/tensor-to-image.ts';
 import type { TokenBatch } from './backend.ts';
-import type { SubmitOptions } from './batcher.ts';
+import { requestScope, type RequestLimits } from './request-scope.ts';
 import type { Tokenizer } from './tokenizer.ts';
 
 export interface GridSet {
@@ -70,18 +70,26 @@ export async function decodeGrids(
   tokenizer: Tokenizer,
   set: GridSet,
   options: DecodeGridsOptions,
-  submit: SubmitOptions = {},
+  limits: RequestLimits = {},
 ): Promise<Buffer[]> {
-  const tokens = validateGrids(tokenizer, set, options.codebooks);
-  const mask = Float32Array.from(tokenizer.codebookNames, (n) => (options.codebooks.includes(n) ? 1 : 0));
-  const images = await tokenizer.decode(tokens, set.count, set.grid, mask, submit);
-  const down = tokenizer.model.manifest.downsample;
-  const height = set.grid[0] * down;
-  const width = set.grid[1] * down;
-  const perImage = 3 * height * width;
-  return Promise.all(
-    Array.from({ length: set.count }, (_, n) =>
-      encodeRgb8(images.subarray(n * perImage, (n + 1) * perImage), height, width, options.format, options.quality),
-    ),
-  );
+  // Admitted whole, before the grids are even checked: a refused request costs nothing.
+  const reservation = tokenizer.reserve('decode', set.count, 'grid sets');
+  const scope = requestScope(limits);
+  try {
+    const tokens = validateGrids(tokenizer, set, options.codebooks);
+    const mask = Float32Array.from(tokenizer.codebookNames, (n) => (options.codebooks.includes(n) ? 1 : 0));
+    const images = await tokenizer.decode(tokens, set.count, set.grid, mask, { signal: scope.signal, reservation });
+    const down = tokenizer.model.manifest.downsample;
+    const height = set.grid[0] * down;
+    const width = set.grid[1] * down;
+    const perImage = 3 * height * width;
+    return await Promise.all(
+      Array.from({ length: set.count }, (_, n) =>
+        encodeRgb8(images.subarray(n * perImage, (n + 1) * perImage), height, width, options.format, options.quality),
+      ),
+    );
+  } finally {
+    reservation.release();
+    scope.dispose();
+  }
 }

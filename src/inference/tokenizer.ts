@@ -2,7 +2,7 @@
 import { FqError } from '../errors.ts';
 import { batchSize, droppedRequests, imagesProcessed, inferenceDuration, queueDepth } from '../metrics.ts';
 import type { TokenBatch, TokenizerBackend } from './backend.ts';
-import { MicroBatcher, type SubmitOptions } from './batcher.ts';
+import { MicroBatcher, type Reservation, type SubmitOptions } from './batcher.ts';
 import type { Manifest } from './manifest.ts';
 
 export interface ModelRef {
@@ -115,6 +115,11 @@ export class Tokenizer {
     return `${this.model.name}@${this.model.version}`;
   }
 
+  /** Most items one operation's queue holds (FQ_MAX_QUEUE): a request needing more can never be served. */
+  get maxQueue(): number {
+    return this.batching.maxQueue;
+  }
+
   get executionProvider(): string {
     return this.backend.executionProvider;
   }
@@ -129,6 +134,15 @@ export class Tokenizer {
 
   private reportDepth(operation: 'encode' | 'decode'): void {
     queueDepth.set({ model: this.label, operation }, operation === 'encode' ? this.encoder.depth : this.decoder.depth);
+  }
+
+  /**
+   * Admits a whole request before any work is done for it: room for `items` in the operation's
+   * queue (see MicroBatcher.reserve). Pass the reservation to encode()/decode() and release it when
+   * the request ends, whatever the outcome.
+   */
+  reserve(operation: 'encode' | 'decode', items: number, unit?: string): Reservation {
+    return (operation === 'encode' ? this.encoder : this.decoder).reserve(items, unit);
   }
 
   /** images: [count,3,S,S] float32 in [-1,1]. Returns the grids of all images, [count*h*w] per codebook. */
