@@ -1,12 +1,13 @@
 // A model exported at 128 px (not the usual 256) is served end to end: HTTP encode/decode and the CLI.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
+import { exportRandomModel } from './helpers/export-model.ts';
 import { makeImage } from './helpers/images.ts';
 import { ROOT, startTestServer, type TestServer } from './helpers/server.ts';
 
@@ -17,25 +18,9 @@ const run = promisify(execFile);
 let modelsDir: string;
 let server: TestServer | undefined;
 
-function exportModel(out: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const args = ['-m', 'fqgan.export', '--random', '--preset', 'test-16', '--image-size', '128', '--seed', '3', '--out', out];
-    const child = spawn(PYTHON, args, { cwd: path.join(ROOT, 'trainer'), stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), 170_000);
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve();
-      else reject(new Error(`fqgan.export exited ${code}:\n${stderr}`));
-    });
-  });
-}
-
 before(async () => {
   modelsDir = mkdtempSync(path.join(tmpdir(), 'fqtok-128-'));
-  await exportModel(path.join(modelsDir, MODEL));
+  await exportRandomModel(path.join(modelsDir, MODEL), { preset: 'test-16', imageSize: 128, seed: 3 });
   server = await startTestServer({ FQ_MODELS_DIR: modelsDir, FQ_DATA_DIR: path.join(modelsDir, 'data') });
 }, { timeout: 180_000 });
 

@@ -77,7 +77,7 @@ export class Tokenizer {
       maxQueue: batching.maxQueue,
       run: async (payloads) => {
         const count = payloads.reduce((n, p) => n + p.count, 0);
-        const tokens = await backend.encode(concat(payloads.map((p) => p.images), (n) => new Float32Array(n)), count);
+        const tokens = await this.failing('encode', count, backend.encode(concat(payloads.map((p) => p.images), (n) => new Float32Array(n)), count));
         let offset = 0;
         return payloads.map((p) => {
           const part = sliceTokens(tokens, offset * gh * gw, (offset + p.count) * gh * gw);
@@ -97,7 +97,7 @@ export class Tokenizer {
         const count = payloads.reduce((n, p) => n + p.count, 0);
         const first = payloads[0]!;
         const tokens = concatTokens(payloads.map((p) => p.tokens), this.codebookNames);
-        const images = await backend.decode(tokens, count, first.grid, first.mask);
+        const images = await this.failing('decode', count, backend.decode(tokens, count, first.grid, first.mask));
         const perImage = images.length / count;
         let offset = 0;
         return payloads.map((p) => {
@@ -122,6 +122,16 @@ export class Tokenizer {
 
   get executionProvider(): string {
     return this.backend.executionProvider;
+  }
+
+  /** A backend failure is the server's fault: an `internal` error that names the model and keeps the cause. */
+  private async failing<T>(operation: 'encode' | 'decode', count: number, run: Promise<T>): Promise<T> {
+    try {
+      return await run;
+    } catch (err) {
+      if (err instanceof FqError) throw err;
+      throw new FqError('internal', `model ${this.label}: the ${operation} run of ${count} images failed`, { cause: err });
+    }
   }
 
   private observe(operation: 'encode' | 'decode', items: number, ms: number): void {
