@@ -64,6 +64,12 @@ export const imagesDecoded = new Counter({
 
 export const decodedPixelsInFlight = new Gauge({
   name: 'fqtok_decoded_pixels_in_flight',
-  help: 'Pixels (width * height) of the images being decoded now, bounded by FQ_MAX_DECODE_PIXELS_IN_FLIGHT',
+  help: 'Pixels of the images being decoded and cropped now (each its largest stage), bounded by FQ_MAX_DECODE_PIXELS_IN_FLIGHT',
+  registers: [registry],
+});
+
+export const decodeWaiting = new Gauge({
+  name: 'fqtok_decode_waiting',
+  help: 'Images of admitted requests waiting for a preprocessing thread or for room in the decoded-pixel budget',
   registers: [registry],
 });

@@ -101,6 +101,9 @@ describe('bad images and bodies for /encode', () => {
 
   test('decompression bombs, too many images and oversized bodies are refused with 413', async () => {
     await expectProblem('/encode', '/encode', { body: new Uint8Array(pngBomb(30000)), headers: { 'content-type': 'image/png' } }, 413, /pixel/i);
+    // Few pixels, but the crop would upscale this strip to 256 x 5,120,000 first (the reference would too).
+    const strip = await makeImage(1, 20000);
+    await expectProblem('/encode', '/encode', { body: new Uint8Array(strip), headers: { 'content-type': 'image/png' } }, 413, /1x20000: too elongated/);
     const five = Array.from({ length: 5 }, () => ({ bytes: goodPng }));
     await expectProblem('/encode', '/encode', { body: form(...five) }, 413, /at most 4|more than 4/);
     await expectProblem('/encode', '/encode', { body: new Uint8Array(4 * 1024 * 1024), headers: { 'content-type': 'image/png' } }, 413, /larger than/);
@@ -181,6 +184,14 @@ async function until(what: string, check: () => Promise<boolean>): Promise<void>
 }
 
 describe('overload and timeouts', () => {
+  test('start-up refuses limits that could never serve a request: a queue smaller than FQ_MAX_IMAGES, a decode budget under one image', async () => {
+    await assert.rejects(startTestServer({ FQ_MAX_QUEUE: '8', FQ_MAX_IMAGES: '16' }), /FQ_MAX_QUEUE \(8\) is smaller than FQ_MAX_IMAGES \(16\)/);
+    await assert.rejects(
+      startTestServer({ FQ_MAX_INPUT_PIXELS: '1000000', FQ_MAX_DECODE_PIXELS_IN_FLIGHT: '999999' }),
+      /FQ_MAX_DECODE_PIXELS_IN_FLIGHT \(999999\) is smaller than FQ_MAX_INPUT_PIXELS \(1000000\)/,
+    );
+  });
+
   test('a request that can never fit the queue (views > FQ_MAX_QUEUE) is a 413 that says why, and nothing runs for it', async () => {
     const small = await startTestServer({ FQ_MAX_QUEUE: '16', FQ_MAX_IMAGES: '4', FQ_MAX_BATCH: '8', FQ_BATCH_WAIT_MS: '0' });
     try {
@@ -262,6 +273,34 @@ describe('overload and timeouts', () => {
       await ok.arrayBuffer();
     } finally {
       await one.close();
+    }
+  });
+
+  test('decoded pixels in flight stay within FQ_MAX_DECODE_PIXELS_IN_FLIGHT: images wait their turn though a thread is free', async () => {
+    const pixels = 4000 * 3000;
+    const large = await startTestServer({
+      FQ_PREPROCESS_THREADS: '2',
+      FQ_MAX_INPUT_PIXELS: String(pixels),
+      FQ_MAX_DECODE_PIXELS_IN_FLIGHT: String(pixels),
+    });
+    try {
+      const photo = await makeImage(4000, 3000, 'jpeg');
+      const request = fetch(`${large.url}/encode`, { method: 'POST', body: form({ bytes: photo }, { bytes: photo }, { bytes: photo }) });
+      let seen = { inFlight: 0, waiting: 0 };
+      await until('one image decodes while another waits for budget', async () => {
+        const text = await (await fetch(`${large.url}/metrics`)).text();
+        const inFlight = Number(/^fqtok_decoded_pixels_in_flight (\S+)$/m.exec(text)?.[1]);
+        const waiting = Number(/^fqtok_decode_waiting (\S+)$/m.exec(text)?.[1]);
+        assert.ok(!(inFlight > pixels), `${inFlight} pixels in flight, over the budget of ${pixels}`);
+        seen = { inFlight, waiting };
+        return inFlight === pixels && waiting >= 1;
+      });
+      assert.deepEqual(seen, { inFlight: pixels, waiting: seen.waiting });
+      const res = await request;
+      assert.equal(res.status, 200);
+      assert.equal(((await res.json()) as { images: unknown[] }).images.length, 3);
+    } finally {
+      await large.close();
     }
   });
 });

@@ -30,7 +30,7 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-async function post(server: ServerProcess, body: Uint8Array): Promise<{ status: number; requestId: string }> {
+async function post(server: ServerProcess, body: Uint8Array<ArrayBuffer>): Promise<{ status: number; requestId: string }> {
   const res = await fetch(`${server.url}/encode`, { method: 'POST', headers: { 'content-type': 'image/png' }, body });
   const problem = (await res.json()) as { request_id: string };
   return { status: res.status, requestId: problem.request_id };

@@ -11,8 +11,14 @@ export interface DecodeGateOptions {
   slots: number;
   /** Most decoded pixels (width * height, summed over images being decoded) at once. */
   pixelBudget: number;
-  /** Called whenever the pixels in flight change (for a gauge). */
-  onChange?(pixelsInFlight: number): void;
+  /** Called whenever the state changes (for gauges). */
+  onChange?(state: GateState): void;
+}
+
+export interface GateState {
+  decodes: number;
+  pixels: number;
+  waiting: number;
 }
 
 interface Waiter {
@@ -27,7 +33,7 @@ export class DecodeGate {
 
   constructor(private readonly options: DecodeGateOptions) {}
 
-  get inFlight(): { decodes: number; pixels: number; waiting: number } {
+  get state(): GateState {
     return { decodes: this.busySlots, pixels: this.pixelsInFlight, waiting: this.waiters.length };
   }
 
@@ -45,14 +51,12 @@ export class DecodeGate {
           signal?.removeEventListener('abort', onAbort);
           this.busySlots++;
           this.pixelsInFlight += pixels;
-          this.options.onChange?.(this.pixelsInFlight);
           let released = false;
           resolve(() => {
             if (released) return;
             released = true;
             this.busySlots--;
             this.pixelsInFlight -= pixels;
-            this.options.onChange?.(this.pixelsInFlight);
             this.pump();
           });
         },
@@ -76,5 +80,6 @@ export class DecodeGate {
 
   private pump(): void {
     while (this.waiters.length > 0 && this.fits(this.waiters[0]!.pixels)) this.waiters.shift()!.grant();
+    this.options.onChange?.(this.state);
   }
 }

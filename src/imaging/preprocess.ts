@@ -16,8 +16,10 @@
 // - `signal`: checked before the image's decode starts, and raced against the worker's result, so
 //   a caller that left costs no decode and does not wait for one. It rejects with the signal's
 //   reason when that is an FqError (e.g. a timeout), else 'bad_request' (aborted).
-// - At most `threads` decodes run at once, and at most `maxDecodePixelsInFlight` decoded pixels
-//   (the header's width * height) summed over them; later images wait their turn (decode-gate.ts).
+// - At most `threads` decodes run at once, and at most `maxDecodePixelsInFlight` pixels summed over
+//   them (each image counts its largest stage: width * height, or the upscaled intermediate of a
+//   very elongated image); later images wait their turn (decode-gate.ts). An image whose largest
+//   stage is over maxInputPixels is refused ('too_large') before decoding.
 // Why workers: decoding runs on libuv threads anyway, but the PIL-exact resampling is JavaScript and
 // takes tens of milliseconds for a photo; on the main thread it would stall every other request.
 import os from 'node:os';
@@ -26,12 +28,12 @@ import { Piscina } from 'piscina';
 // (sharp's advice for worker threads on glibc).
 import 'sharp';
 import { abortReason, FqError } from '../errors.ts';
-import { decodedPixelsInFlight, imagesDecoded } from '../metrics.ts';
+import { decodedPixelsInFlight, decodeWaiting, imagesDecoded } from '../metrics.ts';
 import { workerExecArgv } from '../worker-exec-argv.ts';
 import { checkedHeader, type Orientation } from './decode.ts';
-import { DecodeGate } from './decode-gate.ts';
+import { DecodeGate, type GateState } from './decode-gate.ts';
 import type { PreprocessReply, PreprocessTask } from './preprocess-worker.ts';
-import { DEFAULT_TEN_CROP_RANGE, type Augment } from './reference-crop.ts';
+import { DEFAULT_TEN_CROP_RANGE, largestIntermediatePixels, type Augment } from './reference-crop.ts';
 
 export type { Orientation } from './decode.ts';
 export type { Augment } from './reference-crop.ts';
@@ -76,7 +78,7 @@ export function createPreprocessor(options: PreprocessorOptions): Preprocessor {
   if (!isPositiveInteger(options.maxInputPixels)) throw new RangeError(`maxInputPixels must be a positive integer`);
   const pixelBudget = options.maxDecodePixelsInFlight ?? 2 * options.maxInputPixels;
   if (!isPositiveInteger(pixelBudget)) throw new RangeError(`maxDecodePixelsInFlight must be a positive integer`);
-  const gate = new DecodeGate({ slots: threads, pixelBudget, onChange: (pixels) => decodedPixelsInFlight.set(pixels) });
+  const gate = new DecodeGate({ slots: threads, pixelBudget, onChange: reportGate });
   let closed = false;
   const pool = new Piscina<PreprocessTask, PreprocessReply>({
     filename: WORKER_URL.href,
@@ -94,10 +96,17 @@ export function createPreprocessor(options: PreprocessorOptions): Preprocessor {
     if (!isPositiveInteger(imageSize)) throw new FqError('bad_request', `image size must be a positive integer, got ${imageSize}`, { item: call.item });
     if (call.signal?.aborted) throw withItem(abortReason(call.signal), call.item);
     // The header alone (in this thread, cheap) gives the size to budget, and refuses bombs before any wait.
+    const augment = call.augment ?? 'none';
     let pixels: number;
     try {
-      const header = await checkedHeader(input, options.maxInputPixels);
-      pixels = header.width * header.height;
+      const { width, height } = await checkedHeader(input, options.maxInputPixels);
+      pixels = largestIntermediatePixels(width, height, augment, imageSize, defaults.tenCropRange);
+      if (pixels > options.maxInputPixels) {
+        throw new FqError(
+          'too_large',
+          `the image is ${width}x${height}: too elongated, its crop would pass through a ${pixels}-pixel resize, over the limit of ${options.maxInputPixels}`,
+        );
+      }
     } catch (err) {
       throw withItem(err, call.item);
     }
@@ -111,7 +120,7 @@ export function createPreprocessor(options: PreprocessorOptions): Preprocessor {
     const task: PreprocessTask = {
       input: own,
       orientation: call.orientation ?? 'ignore',
-      augment: call.augment ?? 'none',
+      augment,
       imageSize,
       tenCropRange: defaults.tenCropRange,
       maxInputPixels: options.maxInputPixels,
@@ -139,6 +148,11 @@ export function createPreprocessor(options: PreprocessorOptions): Preprocessor {
   }
 
   return { preprocess, close };
+}
+
+function reportGate(state: GateState): void {
+  decodedPixelsInFlight.set(state.pixels);
+  decodeWaiting.set(state.waiting);
 }
 
 /** The task's result, or the signal's rejection as soon as it aborts (the task finishes unobserved). */
