@@ -39,11 +39,12 @@ const configSchema = z
     FQ_INTRA_OP_THREADS: nonNegativeInt.default(0), // 0: onnxruntime picks (one per core)
     FQ_MAX_BATCH: positiveInt.default(8),
     FQ_BATCH_WAIT_MS: nonNegativeInt.default(2),
-    FQ_MAX_QUEUE: positiveInt.default(256), // images waiting per model and operation
+    FQ_MAX_QUEUE: positiveInt.default(256), // image views admitted (being prepared or waiting) per model and operation
     FQ_REQUEST_TIMEOUT_MS: positiveInt.default(60_000),
     FQ_MAX_BODY_BYTES: positiveInt.default(64 * 1024 * 1024),
     FQ_MAX_IMAGES: positiveInt.default(64), // per request
     FQ_MAX_INPUT_PIXELS: positiveInt.default(64_000_000), // per image; refused before decoding
+    FQ_MAX_DECODE_PIXELS_IN_FLIGHT: positiveInt.optional(), // all images being decoded at once; default 2 x FQ_MAX_INPUT_PIXELS
     FQ_PREPROCESS_THREADS: nonNegativeInt.default(0), // 0: one per core
     FQ_JOB_CONCURRENCY: positiveInt.default(1),
     FQ_JOB_CANCEL_GRACE_MS: positiveInt.default(8_000), // also the trainer's own stop deadline: < 10 s
@@ -80,6 +81,8 @@ const configSchema = z
       maxBodyBytes: e.FQ_MAX_BODY_BYTES,
       maxImages: e.FQ_MAX_IMAGES,
       maxInputPixels: e.FQ_MAX_INPUT_PIXELS,
+      /** Decoded pixels (width * height) in flight across requests; more waits its turn. */
+      maxDecodePixelsInFlight: e.FQ_MAX_DECODE_PIXELS_IN_FLIGHT ?? 2 * e.FQ_MAX_INPUT_PIXELS,
       preprocessThreads: e.FQ_PREPROCESS_THREADS,
       jobConcurrency: e.FQ_JOB_CONCURRENCY,
       jobCancelGraceMs: e.FQ_JOB_CANCEL_GRACE_MS,
@@ -97,5 +100,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new Error(`invalid configuration:\n${lines.join('\n')}`);
   }
-  return parsed.data;
+  const config = parsed.data;
+  const conflicts = [
+    // Even a request without augmentation at FQ_MAX_IMAGES could never be admitted.
+    config.maxQueue < config.maxImages && `  FQ_MAX_QUEUE (${config.maxQueue}) is smaller than FQ_MAX_IMAGES (${config.maxImages})`,
+    // An image at the pixel limit could never be decoded.
+    config.maxDecodePixelsInFlight < config.maxInputPixels &&
+      `  FQ_MAX_DECODE_PIXELS_IN_FLIGHT (${config.maxDecodePixelsInFlight}) is smaller than FQ_MAX_INPUT_PIXELS (${config.maxInputPixels})`,
+  ].filter(Boolean);
+  if (conflicts.length > 0) throw new Error(`invalid configuration:\n${conflicts.join('\n')}`);
+  return config;
 }

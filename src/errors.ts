@@ -46,3 +46,8 @@ export class FqError extends Error {
     this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
+
+/** Why an aborted signal stopped work: its own FqError when it carries one (a timeout, say), else `the request was aborted`. */
+export function abortReason(signal: AbortSignal): FqError {
+  return signal.reason instanceof FqError ? signal.reason : new FqError('bad_request', 'the request was aborted', { cause: signal.reason });
+}

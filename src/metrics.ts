@@ -62,3 +62,21 @@ export const modelInfo = new Gauge({
   labelNames: ['model', 'version', 'execution_provider'] as const,
   registers: [registry],
 });
+
+export const imagesDecoded = new Counter({
+  name: 'fqtok_images_decoded_total',
+  help: 'Images whose decode and crop started (refused and abandoned requests cost none)',
+  registers: [registry],
+});
+
+export const decodedPixelsInFlight = new Gauge({
+  name: 'fqtok_decoded_pixels_in_flight',
+  help: 'Pixels of the images being decoded and cropped now (each its largest stage), bounded by FQ_MAX_DECODE_PIXELS_IN_FLIGHT',
+  registers: [registry],
+});
+
+export const decodeWaiting = new Gauge({
+  name: 'fqtok_decode_waiting',
+  help: 'Images of admitted requests waiting for a preprocessing thread or for room in the decoded-pixel budget',
+  registers: [registry],
+});

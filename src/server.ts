@@ -39,9 +39,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
     cancelGraceMs: config.jobCancelGraceMs,
   });
   await jobs.recover();
+  // No crop size here: every request crops to its model's image_size.
   const preprocessor = createPreprocessor({
-    imageSize: 256,
     maxInputPixels: config.maxInputPixels,
+    maxDecodePixelsInFlight: config.maxDecodePixelsInFlight,
     threads: config.preprocessThreads,
   });
   const lifecycle: Lifecycle = { shuttingDown: false };

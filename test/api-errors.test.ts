@@ -101,6 +101,9 @@ describe('bad images and bodies for /encode', () => {
 
   test('decompression bombs, too many images and oversized bodies are refused with 413', async () => {
     await expectProblem('/encode', '/encode', { body: new Uint8Array(pngBomb(30000)), headers: { 'content-type': 'image/png' } }, 413, /pixel/i);
+    // Few pixels, but the crop would upscale this strip to 256 x 5,120,000 first (the reference would too).
+    const strip = await makeImage(1, 20000);
+    await expectProblem('/encode', '/encode', { body: new Uint8Array(strip), headers: { 'content-type': 'image/png' } }, 413, /1x20000: too elongated/);
     const five = Array.from({ length: 5 }, () => ({ bytes: goodPng }));
     await expectProblem('/encode', '/encode', { body: form(...five) }, 413, /at most 4|more than 4/);
     await expectProblem('/encode', '/encode', { body: new Uint8Array(4 * 1024 * 1024), headers: { 'content-type': 'image/png' } }, 413, /larger than/);
@@ -180,25 +183,142 @@ describe('bad token grids for /decode', () => {
   });
 });
 
+/** Sum of a metric's samples from GET /metrics, over the label sets that contain `labels`. */
+async function metric(url: string, name: string, labels = ''): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const sample = new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`);
+  return text.split('\n').reduce((sum, line) => {
+    const m = sample.exec(line);
+    return m && (m[1] ?? '').includes(labels) ? sum + Number(m[2]) : sum;
+  }, 0);
+}
+
+async function until(what: string, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 describe('overload and timeouts', () => {
-  test('a full queue answers 503 with Retry-After; a request that waits too long answers 504', async () => {
-    const busy = await startTestServer({ FQ_MAX_BATCH: '1', FQ_MAX_QUEUE: '2', FQ_BATCH_WAIT_MS: '0' });
+  test('start-up refuses limits that could never serve a request: a queue smaller than FQ_MAX_IMAGES, a decode budget under one image', async () => {
+    await assert.rejects(startTestServer({ FQ_MAX_QUEUE: '8', FQ_MAX_IMAGES: '16' }), /FQ_MAX_QUEUE \(8\) is smaller than FQ_MAX_IMAGES \(16\)/);
+    await assert.rejects(
+      startTestServer({ FQ_MAX_INPUT_PIXELS: '1000000', FQ_MAX_DECODE_PIXELS_IN_FLIGHT: '999999' }),
+      /FQ_MAX_DECODE_PIXELS_IN_FLIGHT \(999999\) is smaller than FQ_MAX_INPUT_PIXELS \(1000000\)/,
+    );
+  });
+
+  test('a request that can never fit the queue (views > FQ_MAX_QUEUE) is a 413 that says why, and nothing runs for it', async () => {
+    const small = await startTestServer({ FQ_MAX_QUEUE: '16', FQ_MAX_IMAGES: '4', FQ_MAX_BATCH: '8', FQ_BATCH_WAIT_MS: '0' });
     try {
-      const res = await fetch(`${busy.url}/encode`, { method: 'POST', body: form(...Array.from({ length: 4 }, () => ({ bytes: goodPng }))) });
+      const decoded = await metric(small.url, 'fqtok_images_decoded_total');
+      const batches = await metric(small.url, 'fqtok_batch_size_count', 'operation="encode"');
+      const res = await fetch(`${small.url}/encode?augment=ten_crop`, { method: 'POST', body: form({ bytes: goodPng }, { bytes: goodPng }) });
+      await validator.check('POST', '/encode', res);
       const body = (await res.json()) as { detail: string };
-      assert.equal(res.status, 503, body.detail);
-      assert.ok(Number(res.headers.get('retry-after')) >= 1);
-      assert.match(body.detail, /queue is full/);
+      assert.equal(res.status, 413, body.detail);
+      assert.match(body.detail, /20 views \(2 images x 10 for augment=ten_crop\).*at most 16 \(FQ_MAX_QUEUE\).*at most 1 images per request with augment=ten_crop/);
+      assert.equal(await metric(small.url, 'fqtok_images_decoded_total'), decoded, 'no image of the refused request was decoded');
+      assert.equal(await metric(small.url, 'fqtok_batch_size_count', 'operation="encode"'), batches, 'no batch ran for it');
+      // The same images without ten_crop fit, and are served.
+      const ok = await fetch(`${small.url}/encode`, { method: 'POST', body: form({ bytes: goodPng }, { bytes: goodPng }) });
+      assert.equal(ok.status, 200);
+      await ok.arrayBuffer();
+    } finally {
+      await small.close();
+    }
+  });
+
+  test('a full queue answers 503 with Retry-After and a true detail, before decoding anything of the refused request', async () => {
+    // A batch of 4 runs only when 4 images wait (the batch wait is a minute), so request A stays admitted
+    // until request C completes the batch: no timing involved.
+    const busy = await startTestServer({ FQ_MAX_BATCH: '4', FQ_MAX_QUEUE: '4', FQ_MAX_IMAGES: '4', FQ_BATCH_WAIT_MS: '60000' });
+    try {
+      const decoded = await metric(busy.url, 'fqtok_images_decoded_total');
+      const a = fetch(`${busy.url}/encode`, { method: 'POST', body: form({ bytes: goodPng }, { bytes: goodPng }, { bytes: goodPng }) });
+      await until('request A is admitted and decoding', async () => (await metric(busy.url, 'fqtok_images_decoded_total')) > decoded);
+      const refused = await fetch(`${busy.url}/encode`, { method: 'POST', body: form({ bytes: goodPng }, { bytes: goodPng }) });
+      await validator.check('POST', '/encode', refused);
+      const body = (await refused.json()) as { detail: string };
+      assert.equal(refused.status, 503, body.detail);
+      assert.ok(Number(refused.headers.get('retry-after')) >= 1);
+      const held = /cannot take 2 more images now: (\d+) waiting to run and (\d+) being prepared, of at most 4/.exec(body.detail);
+      assert.ok(held, body.detail);
+      assert.equal(Number(held[1]) + Number(held[2]), 3, 'the detail counts the 3 images of request A');
+      const c = await fetch(`${busy.url}/encode`, { method: 'POST', body: form({ bytes: goodPng }) });
+      assert.equal(c.status, 200);
+      assert.equal((await a).status, 200);
+      await c.arrayBuffer();
+      assert.equal(await metric(busy.url, 'fqtok_images_decoded_total'), decoded + 4, 'only A and C were decoded');
     } finally {
       await busy.close();
     }
-    const slow = await startTestServer({ FQ_REQUEST_TIMEOUT_MS: '1', FQ_BATCH_WAIT_MS: '200' });
+  });
+
+  test('preprocessing honours the timeout (504) and the client leaving: what has not started is never decoded', async () => {
+    const big = await makeImage(1600, 1200, 'png');
+    const slow = await startTestServer({ FQ_REQUEST_TIMEOUT_MS: '1', FQ_PREPROCESS_THREADS: '1' });
     try {
-      const res = await fetch(`${slow.url}/encode`, { method: 'POST', body: form({ bytes: goodPng }) });
+      const decoded = await metric(slow.url, 'fqtok_images_decoded_total');
+      const res = await fetch(`${slow.url}/encode`, { method: 'POST', body: form(...Array.from({ length: 4 }, () => ({ bytes: big }))) });
       assert.equal(res.status, 504);
       assert.equal(res.headers.get('content-type'), 'application/problem+json');
+      await res.arrayBuffer();
+      await until('nothing is decoding', async () => (await metric(slow.url, 'fqtok_decoded_pixels_in_flight')) === 0);
+      // One decode may have started within the first millisecond; the other three never do.
+      assert.ok((await metric(slow.url, 'fqtok_images_decoded_total')) - decoded <= 1);
     } finally {
       await slow.close();
+    }
+    const one = await startTestServer({ FQ_PREPROCESS_THREADS: '1', FQ_MAX_IMAGES: '8' });
+    try {
+      const decoded = await metric(one.url, 'fqtok_images_decoded_total');
+      const client = new AbortController();
+      const leaving = fetch(`${one.url}/encode`, { method: 'POST', body: form(...Array.from({ length: 8 }, () => ({ bytes: big }))), signal: client.signal });
+      await until('the first image is decoding', async () => (await metric(one.url, 'fqtok_images_decoded_total')) > decoded);
+      const startedBeforeAbort = (await metric(one.url, 'fqtok_images_decoded_total')) - decoded;
+      client.abort();
+      await assert.rejects(leaving);
+      await until('nothing is decoding', async () => (await metric(one.url, 'fqtok_decoded_pixels_in_flight')) === 0);
+      // One thread: the decode running when the client left finishes (and, were the abort slow to
+      // arrive, one more); none of the rest starts.
+      const started = (await metric(one.url, 'fqtok_images_decoded_total')) - decoded;
+      assert.ok(started <= startedBeforeAbort + 2 && started < 8, `${started} of 8 images decoded after the client left`);
+      const ok = await fetch(`${one.url}/encode`, { method: 'POST', body: form({ bytes: goodPng }) });
+      assert.equal(ok.status, 200);
+      await ok.arrayBuffer();
+    } finally {
+      await one.close();
+    }
+  });
+
+  test('decoded pixels in flight stay within FQ_MAX_DECODE_PIXELS_IN_FLIGHT: images wait their turn though a thread is free', async () => {
+    const pixels = 4000 * 3000;
+    const large = await startTestServer({
+      FQ_PREPROCESS_THREADS: '2',
+      FQ_MAX_INPUT_PIXELS: String(pixels),
+      FQ_MAX_DECODE_PIXELS_IN_FLIGHT: String(pixels),
+    });
+    try {
+      const photo = await makeImage(4000, 3000, 'jpeg');
+      const request = fetch(`${large.url}/encode`, { method: 'POST', body: form({ bytes: photo }, { bytes: photo }, { bytes: photo }) });
+      let seen = { inFlight: 0, waiting: 0 };
+      await until('one image decodes while another waits for budget', async () => {
+        const text = await (await fetch(`${large.url}/metrics`)).text();
+        const inFlight = Number(/^fqtok_decoded_pixels_in_flight (\S+)$/m.exec(text)?.[1]);
+        const waiting = Number(/^fqtok_decode_waiting (\S+)$/m.exec(text)?.[1]);
+        assert.ok(!(inFlight > pixels), `${inFlight} pixels in flight, over the budget of ${pixels}`);
+        seen = { inFlight, waiting };
+        return inFlight === pixels && waiting >= 1;
+      });
+      assert.deepEqual(seen, { inFlight: pixels, waiting: seen.waiting });
+      const res = await request;
+      assert.equal(res.status, 200);
+      assert.equal(((await res.json()) as { images: unknown[] }).images.length, 3);
+    } finally {
+      await large.close();
     }
   });
 });

@@ -66,3 +66,19 @@ test('drain finishes accepted work and then refuses new entries', async () => {
   assert.equal(await pending, 70);
   await assert.rejects(batcher.submit({ value: 8 }, 1), (e: FqError) => e.kind === 'unavailable');
 });
+
+test('reserve admits a whole request or refuses it at once: too_large if it could never fit, overloaded if not now', async () => {
+  const { batcher, runs } = recordingBatcher({ maxQueue: 4, maxBatch: 2, maxWaitMs: 1 });
+  assert.throws(() => batcher.reserve(5), (err: FqError) => err.kind === 'too_large' && /at most 4/.test(err.message));
+  const held = batcher.reserve(3);
+  assert.throws(() => batcher.reserve(2), (err: FqError) => err.kind === 'overloaded' && /0 waiting to run and 3 being prepared/.test(err.message));
+  const results = await Promise.all([batcher.submit({ value: 1 }, 2, { reservation: held }), batcher.submit({ value: 2 }, 1, { reservation: held })]);
+  assert.deepEqual(results, [10, 20]);
+  assert.equal(held.remaining, 0);
+  held.release();
+  const partly = batcher.reserve(4);
+  partly.release(); // the request failed before submitting: its room comes back
+  assert.equal(batcher.reserved, 0);
+  batcher.reserve(4).release();
+  assert.deepEqual(runs, [[1], [2]]);
+});

@@ -95,8 +95,12 @@ describe('orientation', () => {
     assertSameBytes(crop!, fixture('exif6_640x480.jpg.ignore.none.rgb'), 'default orientation');
   });
 
-  test("'exif' really turns the image (the two modes differ)", () => {
-    assert.notDeepEqual(fixture('exif6_640x480.jpg.exif.none.rgb'), fixture('exif6_640x480.jpg.ignore.none.rgb'));
+  test("'exif' turns the image upright as Pillow's exif_transpose does, and differs from 'ignore'", async () => {
+    const input = fixture('exif6_640x480.jpg');
+    const [upright] = await preprocessor.preprocess(input, { orientation: 'exif' });
+    const [asStored] = await preprocessor.preprocess(input, { orientation: 'ignore' });
+    assertSameBytes(upright!, fixture('exif6_640x480.jpg.exif.none.rgb'), "orientation 'exif'");
+    assert.notDeepEqual(upright, asStored, "fqtok's two modes give different crops of an EXIF-rotated photo");
   });
 });
 

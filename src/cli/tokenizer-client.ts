@@ -60,7 +60,11 @@ export async function localClient(config: Config): Promise<TokenizerClient> {
   // Bulk work owns this process: one run per batch, and room in the queue for every batch in flight.
   const registry = new ModelRegistry({ ...config, maxBatch: preferredBatch, maxQueue: Math.max(config.maxQueue, 64 * preferredBatch) });
   await registry.loadModelsDir(config.modelsDir);
-  const preprocessor = createPreprocessor({ imageSize: 256, maxInputPixels: config.maxInputPixels, threads: config.preprocessThreads });
+  const preprocessor = createPreprocessor({
+    maxInputPixels: config.maxInputPixels,
+    maxDecodePixelsInFlight: config.maxDecodePixelsInFlight,
+    threads: config.preprocessThreads,
+  }); // crops to each model's image_size
   return {
     preferredBatch,
     async encode(images, options) {

@@ -83,7 +83,9 @@ export function decodeRoutes(deps: AppDeps) {
     if (format === 'npz') {
       // Everything is checked before the first byte goes out; a later failure can only cut the stream short.
       const tokens = validateGrids(tokenizer, set, codebooks);
-      const archive = decodeToArchive(tokenizer, tokens, set.count, { codebooks, chunk: deps.config.maxBatch }, submit);
+      const reservation = tokenizer.reserve('decode', set.count, 'grid sets'); // admitted whole, before any work
+      const archive = decodeToArchive(tokenizer, tokens, set.count, { codebooks, chunk: deps.config.maxBatch }, { ...submit, reservation });
+      archive.output.once('close', () => reservation.release());
       const headers: Record<string, string> = { 'content-type': 'application/x-npz', 'content-disposition': 'attachment; filename="samples.npz"' };
       if (archive.totalBytes > 0) headers['content-length'] = String(archive.totalBytes);
       return c.body(Readable.toWeb(archive.output) as ReadableStream<Uint8Array>, 200, headers) as never;

@@ -13,7 +13,8 @@ const route = createRoute({
   path: '/encode',
   summary: 'Tokenize images',
   description:
-    'Decodes each image, applies the reference preprocessing (convert to RGB, ADM centre crop to 256x256) and returns one token grid per codebook and view. ' +
+    'Decodes each image, applies the reference preprocessing (convert to RGB, ADM centre crop to the model\'s image_size, 256x256 for the released models) and returns one token grid per codebook and view. ' +
+    'A request is admitted whole (images x views) before anything is decoded: 413 if it could never fit FQ_MAX_QUEUE, 503 with Retry-After if not now. ' +
     'Options come from the query string, multipart fields or JSON keys (the body wins).',
   request: {
     query: EncodeQuerySchema,

@@ -83,7 +83,21 @@ export function problemResponse(c: Context, err: FqError): Response {
   return new Response(JSON.stringify(body), { status, headers });
 }
 
-/** The app's onError: known errors keep their kind; anything else is logged and becomes a 500. */
+/** `Name: message` of an error and of each error in its `cause` chain, outermost first. */
+export function causeChain(err: unknown): string[] {
+  const chain: string[] = [];
+  const seen = new Set<unknown>();
+  for (let e: unknown = err; e !== undefined && e !== null && !seen.has(e) && chain.length < 10; e = (e as { cause?: unknown }).cause) {
+    seen.add(e);
+    chain.push(e instanceof Error ? `${e.name}: ${e.message}` : String(e));
+  }
+  return chain;
+}
+
+/**
+ * The app's onError: known errors keep their kind; anything else becomes a 500. Every 5xx is logged
+ * once, at error level, with the request id and the cause chain; refusals (4xx) at info.
+ */
 export function handleError(err: Error, c: Context): Response {
   let problem: FqError;
   if (err instanceof FqError) {
@@ -92,13 +106,13 @@ export function handleError(err: Error, c: Context): Response {
     const type = c.req.header('content-type') ?? '(none)';
     problem = new FqError('unsupported_media_type', `content type '${type}' is not accepted by ${c.req.method} ${c.req.path}; see /openapi.yaml`);
   } else if (err instanceof HTTPException) {
-    problem = new FqError(kindOfHttpStatus(err.status), err.message || `HTTP ${err.status}`);
+    problem = new FqError(kindOfHttpStatus(err.status), err.message || `HTTP ${err.status}`, { cause: err });
   } else {
-    logger.error({ requestId: c.get('requestId'), err }, 'unhandled error');
-    problem = new FqError('internal', 'internal error; the request id identifies it in the logs');
+    problem = new FqError('internal', 'internal error; the request id identifies it in the logs', { cause: err });
   }
-  if (problem.kind !== 'internal') {
-    logger.info({ requestId: c.get('requestId'), kind: problem.kind, detail: problem.message }, 'request refused');
-  }
+  const status = STATUS_BY_KIND[problem.kind];
+  const context = { requestId: c.get('requestId'), method: c.req.method, path: c.req.path, status, kind: problem.kind, detail: problem.message };
+  if (status >= 500) logger.error({ ...context, causes: causeChain(problem), err: problem }, 'request failed');
+  else logger.info(context, 'request refused');
   return problemResponse(c, problem);
 }

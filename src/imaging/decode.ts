@@ -19,16 +19,19 @@ export interface DecodeOptions {
   maxInputPixels: number;
 }
 
-export async function decodeToRgb(input: Uint8Array, options: DecodeOptions): Promise<RgbImage> {
+/** Reads the size from the header alone and refuses empty, headerless or too large images, before any decode. */
+export async function checkedHeader(input: Uint8Array, maxInputPixels: number): Promise<Header> {
   if (input.length === 0) throw new FqError('bad_image', 'the image is empty (0 bytes)');
   const header = await readHeader(input);
   const pixels = header.width * header.height;
-  if (pixels > options.maxInputPixels) {
-    throw new FqError(
-      'too_large',
-      `the image is ${header.width}x${header.height} (${pixels} pixels), over the limit of ${options.maxInputPixels}`,
-    );
+  if (pixels > maxInputPixels) {
+    throw new FqError('too_large', `the image is ${header.width}x${header.height} (${pixels} pixels), over the limit of ${maxInputPixels}`);
   }
+  return header;
+}
+
+export async function decodeToRgb(input: Uint8Array, options: DecodeOptions): Promise<RgbImage> {
+  const header = await checkedHeader(input, options.maxInputPixels);
   try {
     if (header.space === 'cmyk') return await decodeCmyk(input, options);
     return await decodeRgb(input, options);
@@ -37,7 +40,7 @@ export async function decodeToRgb(input: Uint8Array, options: DecodeOptions): Pr
   }
 }
 
-interface Header {
+export interface Header {
   format: string;
   width: number;
   height: number;

@@ -13,6 +13,13 @@
 //   int(imageSize * 1.1) centre crop, then the same five of its mirror.
 // - Refusals are FqError: 'bad_image' (empty, undecodable, truncated), 'too_large' (over
 //   maxInputPixels, checked from the header before decoding). `item` is attached when given.
+// - `signal`: checked before the image's decode starts, and raced against the worker's result, so
+//   a caller that left costs no decode and does not wait for one. It rejects with the signal's
+//   reason when that is an FqError (e.g. a timeout), else 'bad_request' (aborted).
+// - At most `threads` decodes run at once, and at most `maxDecodePixelsInFlight` pixels summed over
+//   them (each image counts its largest stage: width * height, or the upscaled intermediate of a
+//   very elongated image); later images wait their turn (decode-gate.ts). An image whose largest
+//   stage is over maxInputPixels is refused ('too_large') before decoding.
 // Why workers: decoding runs on libuv threads anyway, but the PIL-exact resampling is JavaScript and
 // takes tens of milliseconds for a photo; on the main thread it would stall every other request.
 import os from 'node:os';
@@ -20,11 +27,13 @@ import { Piscina } from 'piscina';
 // Load sharp's native library in the main thread as well, so that it stays loaded when workers exit
 // (sharp's advice for worker threads on glibc).
 import 'sharp';
-import { FqError } from '../errors.ts';
+import { abortReason, FqError } from '../errors.ts';
+import { decodedPixelsInFlight, decodeWaiting, imagesDecoded } from '../metrics.ts';
 import { workerExecArgv } from '../worker-exec-argv.ts';
-import type { Orientation } from './decode.ts';
+import { checkedHeader, type Orientation } from './decode.ts';
+import { DecodeGate, type GateState } from './decode-gate.ts';
 import type { PreprocessReply, PreprocessTask } from './preprocess-worker.ts';
-import { DEFAULT_TEN_CROP_RANGE, type Augment } from './reference-crop.ts';
+import { DEFAULT_TEN_CROP_RANGE, largestIntermediatePixels, type Augment } from './reference-crop.ts';
 
 export type { Orientation } from './decode.ts';
 export type { Augment } from './reference-crop.ts';
@@ -34,6 +43,8 @@ export interface PreprocessorOptions {
   maxInputPixels: number;
   /** Worker threads; 0 or undefined: one per core. */
   threads?: number;
+  /** Most decoded pixels in flight across all calls (default: 2 * maxInputPixels). */
+  maxDecodePixelsInFlight?: number;
   /** Crop side unless a call says otherwise (default 256). */
   imageSize?: number;
   /** The extractor's --crop-range for ten crops (default 1.1; FQGAN also used 1.05). */
@@ -46,6 +57,8 @@ export interface PreprocessOptions {
   imageSize?: number;
   /** Index of this image in a batch request, copied onto any FqError. */
   item?: number;
+  /** The caller stopped waiting (client gone, timeout): skip or stop waiting for the decode. */
+  signal?: AbortSignal;
 }
 
 export interface Preprocessor {
@@ -63,6 +76,9 @@ export function createPreprocessor(options: PreprocessorOptions): Preprocessor {
   if (!isPositiveInteger(defaults.imageSize)) throw new RangeError(`imageSize must be a positive integer, got ${defaults.imageSize}`);
   if (!(defaults.tenCropRange >= 1)) throw new RangeError(`tenCropRange must be at least 1, got ${defaults.tenCropRange}`);
   if (!isPositiveInteger(options.maxInputPixels)) throw new RangeError(`maxInputPixels must be a positive integer`);
+  const pixelBudget = options.maxDecodePixelsInFlight ?? 2 * options.maxInputPixels;
+  if (!isPositiveInteger(pixelBudget)) throw new RangeError(`maxDecodePixelsInFlight must be a positive integer`);
+  const gate = new DecodeGate({ slots: threads, pixelBudget, onChange: reportGate });
   let closed = false;
   const pool = new Piscina<PreprocessTask, PreprocessReply>({
     filename: WORKER_URL.href,
@@ -78,6 +94,25 @@ export function createPreprocessor(options: PreprocessorOptions): Preprocessor {
     if (closed) throw new FqError('unavailable', 'preprocessing has shut down', { item: call.item });
     const imageSize = call.imageSize ?? defaults.imageSize;
     if (!isPositiveInteger(imageSize)) throw new FqError('bad_request', `image size must be a positive integer, got ${imageSize}`, { item: call.item });
+    if (call.signal?.aborted) throw withItem(abortReason(call.signal), call.item);
+    // The header alone (in this thread, cheap) gives the size to budget, and refuses bombs before any wait.
+    const augment = call.augment ?? 'none';
+    let pixels: number;
+    try {
+      const { width, height } = await checkedHeader(input, options.maxInputPixels);
+      pixels = largestIntermediatePixels(width, height, augment, imageSize, defaults.tenCropRange);
+      if (pixels > options.maxInputPixels) {
+        throw new FqError(
+          'too_large',
+          `the image is ${width}x${height}: too elongated, its crop would pass through a ${pixels}-pixel resize, over the limit of ${options.maxInputPixels}`,
+        );
+      }
+    } catch (err) {
+      throw withItem(err, call.item);
+    }
+    const release = await gate.acquire(pixels, call.signal).catch((err: unknown) => {
+      throw withItem(err, call.item);
+    });
     // A view may sit inside a much larger buffer (a whole multipart body) that cloning would copy
     // whole, and the caller keeps its bytes: copy just these once and hand the copy over.
     // (Not input.slice(): on a Buffer that is a view, and transferring it would detach the caller's.)
@@ -85,15 +120,19 @@ export function createPreprocessor(options: PreprocessorOptions): Preprocessor {
     const task: PreprocessTask = {
       input: own,
       orientation: call.orientation ?? 'ignore',
-      augment: call.augment ?? 'none',
+      augment,
       imageSize,
       tenCropRange: defaults.tenCropRange,
       maxInputPixels: options.maxInputPixels,
     };
+    imagesDecoded.inc();
+    // The budget is given back when the worker is done with the image, not when the caller leaves.
+    const running = pool.run(task, { transferList: [own.buffer] }).finally(release);
     let reply: PreprocessReply;
     try {
-      reply = await pool.run(task, { transferList: [own.buffer] });
+      reply = await untilAborted(running, call.signal);
     } catch (err) {
+      if (call.signal?.aborted) throw withItem(abortReason(call.signal), call.item);
       throw new FqError('internal', `preprocessing failed: ${err instanceof Error ? err.message : String(err)}`, {
         item: call.item,
         cause: err,
@@ -109,6 +148,28 @@ export function createPreprocessor(options: PreprocessorOptions): Preprocessor {
   }
 
   return { preprocess, close };
+}
+
+function reportGate(state: GateState): void {
+  decodedPixelsInFlight.set(state.pixels);
+  decodeWaiting.set(state.waiting);
+}
+
+/** The task's result, or the signal's rejection as soon as it aborts (the task finishes unobserved). */
+function untilAborted<T>(task: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return task;
+  task.catch(() => {}); // a failure after the caller left is nobody's to handle
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortReason(signal));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    task.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+function withItem(err: unknown, item: number | undefined): unknown {
+  if (!(err instanceof FqError) || item === undefined || err.item !== undefined) return err;
+  return new FqError(err.kind, err.message, { item, retryAfterSeconds: err.retryAfterSeconds, cause: err.cause });
 }
 
 function isPositiveInteger(x: number): boolean {

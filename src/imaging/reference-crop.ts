@@ -46,6 +46,16 @@ export function centerCropResizes(width: number, height: number, imageSize: numb
 }
 
 /**
+ * The largest image (width * height) the reference crop of one view passes through: the input
+ * itself for a photo, but the upscaled intermediate for an extreme aspect ratio (a 1 x 20000 strip
+ * becomes 256 x 5,120,000 before its centre is cut out). What decoding and cropping an image costs.
+ */
+export function largestIntermediatePixels(width: number, height: number, augment: Augment, imageSize: number, tenCropRange = DEFAULT_TEN_CROP_RANGE): number {
+  const side = augment === 'ten_crop' ? Math.trunc(imageSize * tenCropRange) : imageSize;
+  return centerCropResizes(width, height, side).reduce((most, step) => Math.max(most, step.outWidth * step.outHeight), width * height);
+}
+
+/**
  * `center_crop_arr(pil_image, imageSize)` from the reference (guided-diffusion's ADM crop): the
  * resizes of `centerCropResizes`, then the centre imageSize x imageSize window at offsets
  * (side - imageSize) // 2. Returns imageSize * imageSize * 3 bytes, HWC.

@@ -1,14 +1,16 @@
 // Micro-batcher: concurrent requests for one model share one inference run.
 // One owner of the queue state; each entry carries its own promise; batches close on size or wait;
 // entries whose caller went away (abort, timeout) are dropped before they run; overload is refused at once.
-import { FqError } from '../errors.ts';
+// A request reserves room for all its items before any work is done for it (see reserve()), so a
+// request is admitted or refused whole, and nothing runs for a refused one.
+import { abortReason, FqError } from '../errors.ts';
 
 export interface BatcherOptions<P, R> {
   /** Most items in one run. An entry may not be larger than this. */
   maxBatch: number;
   /** How long the first waiting entry waits for company. */
   maxWaitMs: number;
-  /** Most items waiting; beyond it submit() fails at once with `overloaded`. */
+  /** Most items reserved or waiting; beyond it reserve() and submit() fail at once with `overloaded`. */
   maxQueue: number;
   /** Runs one batch: entries' payloads in, one result per entry out, same order. */
   run(payloads: P[]): Promise<R[]>;
@@ -21,6 +23,16 @@ export interface BatcherOptions<P, R> {
 export interface SubmitOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** Room taken earlier by reserve(); the submitted items come out of it instead of being admitted again. */
+  reservation?: Reservation;
+}
+
+/** Room for a request's items, held from admission until they are submitted or the request ends. */
+export interface Reservation {
+  /** Items not yet submitted. */
+  readonly remaining: number;
+  /** Gives back whatever was not submitted; safe to call more than once. */
+  release(): void;
 }
 
 interface Entry<P, R> {
@@ -34,9 +46,35 @@ interface Entry<P, R> {
   cleanup(): void;
 }
 
+/** A reservation of one batcher; `giveBack` returns items to its count. */
+class HeldRoom implements Reservation {
+  constructor(
+    private left: number,
+    private readonly giveBack: (items: number) => void,
+  ) {}
+
+  get remaining(): number {
+    return this.left;
+  }
+
+  /** Submitted items leave the reservation (and enter the queue). */
+  take(items: number): void {
+    if (items > this.left) throw new Error(`submitting ${items} items from a reservation of ${this.left}`);
+    this.left -= items;
+    this.giveBack(items);
+  }
+
+  release(): void {
+    this.giveBack(this.left);
+    this.left = 0;
+  }
+}
+
 export class MicroBatcher<P, R> {
   private readonly queue: Entry<P, R>[] = [];
   private queuedItems = 0;
+  /** Items of admitted requests not yet submitted (being decoded and cropped, say). */
+  private reservedItems = 0;
   private running = false;
   private timer: NodeJS.Timeout | undefined;
   private avgBatchMs = 0;
@@ -49,23 +87,58 @@ export class MicroBatcher<P, R> {
     return this.queuedItems;
   }
 
+  /** Items reserved by admitted requests and not yet submitted. */
+  get reserved(): number {
+    return this.reservedItems;
+  }
+
+  /**
+   * Admits a whole request of `items` at once, before any work is done for it: throws `too_large`
+   * when it could never fit (more than maxQueue), `overloaded` (with a Retry-After hint) when it
+   * does not fit now. The room is held until submitted or released.
+   */
+  reserve(items: number, unit = 'images'): Reservation {
+    this.admit(items, unit);
+    this.reservedItems += items;
+    return new HeldRoom(items, (n) => (this.reservedItems -= n));
+  }
+
+  private admit(items: number, unit: string): void {
+    if (this.closed) throw new FqError('unavailable', 'the server is shutting down', { retryAfterSeconds: 1 });
+    const { maxQueue } = this.options;
+    if (items > maxQueue) {
+      throw new FqError('too_large', `this request needs room for ${items} ${unit} and the queue holds at most ${maxQueue} (FQ_MAX_QUEUE)`);
+    }
+    const held = this.queuedItems + this.reservedItems;
+    if (held + items > maxQueue) {
+      throw new FqError(
+        'overloaded',
+        `the queue cannot take ${items} more ${unit} now: ${this.queuedItems} waiting to run and ${this.reservedItems} being prepared, of at most ${maxQueue}; retry later`,
+        { retryAfterSeconds: this.retryAfterSeconds() },
+      );
+    }
+  }
+
   submit(payload: P, items: number, options: SubmitOptions = {}): Promise<R> {
-    if (this.closed) return Promise.reject(new FqError('unavailable', 'the server is shutting down', { retryAfterSeconds: 1 }));
     if (items > this.options.maxBatch) {
       return Promise.reject(new Error(`entry of ${items} items exceeds maxBatch ${this.options.maxBatch}`));
     }
-    if (this.queuedItems + items > this.options.maxQueue) {
-      return Promise.reject(
-        new FqError('overloaded', `the queue is full (${this.queuedItems} images waiting); retry later`, {
-          retryAfterSeconds: this.retryAfterSeconds(),
-        }),
-      );
+    if (this.closed) return Promise.reject(new FqError('unavailable', 'the server is shutting down', { retryAfterSeconds: 1 }));
+    if (options.signal?.aborted) return Promise.reject(abortReason(options.signal));
+    try {
+      if (options.reservation instanceof HeldRoom) options.reservation.take(items);
+      else if (options.reservation) throw new Error('a reservation from another batcher');
+      else this.admit(items, 'images');
+    } catch (err) {
+      return Promise.reject(err);
     }
-    if (options.signal?.aborted) return Promise.reject(new FqError('bad_request', 'the request was aborted'));
 
     return new Promise<R>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
-      const onAbort = () => this.abandon(entry, 'aborted', new FqError('bad_request', 'the request was aborted'));
+      const onAbort = () => {
+        const reason = abortReason(options.signal!);
+        this.abandon(entry, reason.kind === 'timeout' ? 'timeout' : 'aborted', reason);
+      };
       const entry: Entry<P, R> = {
         payload,
         items,
@@ -112,7 +185,7 @@ export class MicroBatcher<P, R> {
   }
 
   private retryAfterSeconds(): number {
-    const batchesAhead = Math.ceil(this.queuedItems / this.options.maxBatch) + 1;
+    const batchesAhead = Math.ceil((this.queuedItems + this.reservedItems) / this.options.maxBatch) + 1;
     return Math.max(1, Math.ceil((batchesAhead * this.avgBatchMs) / 1000));
   }
 

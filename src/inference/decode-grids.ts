@@ -3,6 +3,7 @@ import { FqError } from '../errors.ts';
 import { encodeRgb8, type ImageFormat } from '../imaging/tensor-to-image.ts';
 import type { TokenBatch } from './backend.ts';
 import type { SubmitOptions } from './batcher.ts';
+import { requestScope, type RequestLimits } from './request-scope.ts';
 import type { Tokenizer } from './tokenizer.ts';
 
 export interface GridSet {
@@ -92,14 +93,22 @@ export async function decodeGrids(
   tokenizer: Tokenizer,
   set: GridSet,
   options: DecodeGridsOptions,
-  submit: SubmitOptions = {},
+  limits: RequestLimits = {},
 ): Promise<Buffer[]> {
-  const tokens = validateGrids(tokenizer, set, options.codebooks);
-  const { rgb, height, width } = await decodeTokensRgb(tokenizer, tokens, set.count, options.codebooks, submit);
-  const perImage = 3 * height * width;
-  return Promise.all(
-    Array.from({ length: set.count }, (_, n) =>
-      encodeRgb8(rgb.subarray(n * perImage, (n + 1) * perImage), height, width, options.format, options.quality),
-    ),
-  );
+  // Admitted whole, before the grids are even checked: a refused request costs nothing.
+  const reservation = tokenizer.reserve('decode', set.count, 'grid sets');
+  const scope = requestScope(limits);
+  try {
+    const tokens = validateGrids(tokenizer, set, options.codebooks);
+    const { rgb, height, width } = await decodeTokensRgb(tokenizer, tokens, set.count, options.codebooks, { signal: scope.signal, reservation });
+    const perImage = 3 * height * width;
+    return await Promise.all(
+      Array.from({ length: set.count }, (_, n) =>
+        encodeRgb8(rgb.subarray(n * perImage, (n + 1) * perImage), height, width, options.format, options.quality),
+      ),
+    );
+  } finally {
+    reservation.release();
+    scope.dispose();
+  }
 }

@@ -1,8 +1,10 @@
 // Encode: image files -> reference crops (worker threads) -> one tensor -> tokenizer -> grids per view.
+// The whole request (every view of every image) is admitted to the queue before anything is decoded.
 import { FqError } from '../errors.ts';
 import { cropsToNchw } from '../imaging/preprocess.ts';
 import type { TokenBatch } from './backend.ts';
-import type { SubmitOptions } from './batcher.ts';
+import type { Reservation } from './batcher.ts';
+import { requestScope, type RequestLimits } from './request-scope.ts';
 import type { Tokenizer } from './tokenizer.ts';
 import { VIEWS, type Augment } from './views.ts';
 
@@ -10,9 +12,12 @@ import type { Orientation } from '../imaging/decode.ts';
 
 export type { Orientation };
 
-/** What encode needs from preprocessing: bytes in, the crops of every view out (HWC RGB uint8). */
+/** What encode needs from preprocessing: bytes in, the crops of every view out (HWC RGB uint8, imageSize square). */
 export interface CropSource {
-  preprocess(input: Uint8Array, options: { orientation: Orientation; augment: Augment }): Promise<Uint8Array[]>;
+  preprocess(
+    input: Uint8Array,
+    options: { orientation: Orientation; augment: Augment; imageSize: number; item?: number; signal?: AbortSignal },
+  ): Promise<Uint8Array[]>;
 }
 
 export interface SourceImage {
@@ -48,33 +53,63 @@ export function selectCodebooks(tokenizer: Tokenizer, requested: string[] | unde
   return all.filter((n) => requested.includes(n));
 }
 
+/** Room in the encode queue for every view of every image, or a 413 (never fits) / 503 (not now) that says why. */
+function admit(tokenizer: Tokenizer, images: number, augment: Augment): Reservation {
+  const views = VIEWS[augment].length;
+  const unit = views === 1 ? 'images' : `views (${images} images x ${views} for augment=${augment})`;
+  try {
+    return tokenizer.reserve('encode', images * views, unit);
+  } catch (err) {
+    if (err instanceof FqError && err.kind === 'too_large' && views > 1) {
+      const most = Math.floor(tokenizer.maxQueue / views);
+      throw new FqError('too_large', `${err.message}; send at most ${most} images per request with augment=${augment}`, { cause: err });
+    }
+    throw err;
+  }
+}
+
 export async function encodeImages(
   tokenizer: Tokenizer,
   cropSource: CropSource,
   images: SourceImage[],
   options: EncodeImagesOptions,
-  submit: SubmitOptions = {},
+  limits: RequestLimits = {},
 ): Promise<EncodedBatch> {
   const codebooks = selectCodebooks(tokenizer, options.codebooks);
   const views = VIEWS[options.augment];
-  const crops = await Promise.all(
-    images.map(async (image, item) => {
-      try {
-        return await cropSource.preprocess(image.bytes, { orientation: options.orientation, augment: options.augment });
-      } catch (err) {
-        if (err instanceof FqError) {
-          const where = image.name ? `image ${item} (${image.name})` : `image ${item}`;
-          throw new FqError(err.kind, `${where}: ${err.message}`, { item });
+  const size = tokenizer.model.manifest.image_size; // the crop is the model's input, whatever its size
+  const reservation = admit(tokenizer, images.length, options.augment);
+  const scope = requestScope(limits);
+  try {
+    const crops = await Promise.all(
+      images.map(async (image, item) => {
+        try {
+          return await cropSource.preprocess(image.bytes, {
+            orientation: options.orientation,
+            augment: options.augment,
+            imageSize: size,
+            item,
+            signal: scope.signal,
+          });
+        } catch (err) {
+          if (scope.signal.aborted) throw scope.signal.reason; // timed out or the client left: not this image's fault
+          scope.stop(`image ${item} failed`); // the request fails: decode none of the others still waiting
+          if (err instanceof FqError) {
+            const where = image.name ? `image ${item} (${image.name})` : `image ${item}`;
+            throw new FqError(err.kind, `${where}: ${err.message}`, { item, retryAfterSeconds: err.retryAfterSeconds, cause: err });
+          }
+          throw err;
         }
-        throw err;
-      }
-    }),
-  );
-  const flat = crops.flat();
-  if (flat.length !== images.length * views.length) throw new Error(`preprocessing produced ${flat.length} crops, expected ${images.length * views.length}`);
-  const size = tokenizer.model.manifest.image_size;
-  const all = await tokenizer.encode(cropsToNchw(flat, size), flat.length, submit);
-  const tokens: TokenBatch = {};
-  for (const name of codebooks) tokens[name] = all[name]!;
-  return { views, count: images.length, grid: tokenizer.model.manifest.grid, codebooks, tokens };
+      }),
+    );
+    const flat = crops.flat();
+    if (flat.length !== images.length * views.length) throw new Error(`preprocessing produced ${flat.length} crops, expected ${images.length * views.length}`);
+    const all = await tokenizer.encode(cropsToNchw(flat, size), flat.length, { signal: scope.signal, reservation });
+    const tokens: TokenBatch = {};
+    for (const name of codebooks) tokens[name] = all[name]!;
+    return { views, count: images.length, grid: tokenizer.model.manifest.grid, codebooks, tokens };
+  } finally {
+    reservation.release();
+    scope.dispose();
+  }
 }

@@ -2,7 +2,7 @@
 import { FqError } from '../errors.ts';
 import { batchSize, droppedRequests, imagesProcessed, inferenceDuration, queueDepth } from '../metrics.ts';
 import type { BackendHealth, BackendInfo, TokenBatch, TokenizerBackend } from './backend.ts';
-import { MicroBatcher, type SubmitOptions } from './batcher.ts';
+import { MicroBatcher, type Reservation, type SubmitOptions } from './batcher.ts';
 import type { Manifest } from './manifest.ts';
 
 export interface ModelRef {
@@ -77,7 +77,7 @@ export class Tokenizer {
       maxQueue: batching.maxQueue,
       run: async (payloads) => {
         const count = payloads.reduce((n, p) => n + p.count, 0);
-        const tokens = await backend.encode(concat(payloads.map((p) => p.images), (n) => new Float32Array(n)), count);
+        const tokens = await this.failing('encode', count, backend.encode(concat(payloads.map((p) => p.images), (n) => new Float32Array(n)), count));
         let offset = 0;
         return payloads.map((p) => {
           const part = sliceTokens(tokens, offset * gh * gw, (offset + p.count) * gh * gw);
@@ -97,7 +97,7 @@ export class Tokenizer {
         const count = payloads.reduce((n, p) => n + p.count, 0);
         const first = payloads[0]!;
         const tokens = concatTokens(payloads.map((p) => p.tokens), this.codebookNames);
-        const images = await backend.decode(tokens, count, first.grid, first.mask);
+        const images = await this.failing('decode', count, backend.decode(tokens, count, first.grid, first.mask));
         const perImage = images.length / count;
         let offset = 0;
         return payloads.map((p) => {
@@ -115,6 +115,11 @@ export class Tokenizer {
     return `${this.model.name}@${this.model.version}`;
   }
 
+  /** Most items one operation's queue holds (FQ_MAX_QUEUE): a request needing more can never be served. */
+  get maxQueue(): number {
+    return this.batching.maxQueue;
+  }
+
   get executionProvider(): string {
     return this.backend.executionProvider;
   }
@@ -127,6 +132,16 @@ export class Tokenizer {
     return this.backend.health?.() ?? { ready: true };
   }
 
+  /** A backend failure is the server's fault: an `internal` error that names the model and keeps the cause. */
+  private async failing<T>(operation: 'encode' | 'decode', count: number, run: Promise<T>): Promise<T> {
+    try {
+      return await run;
+    } catch (err) {
+      if (err instanceof FqError) throw err;
+      throw new FqError('internal', `model ${this.label}: the ${operation} run of ${count} images failed`, { cause: err });
+    }
+  }
+
   private observe(operation: 'encode' | 'decode', items: number, ms: number): void {
     const labels = { model: this.label, operation };
     batchSize.observe(labels, items);
@@ -137,6 +152,15 @@ export class Tokenizer {
 
   private reportDepth(operation: 'encode' | 'decode'): void {
     queueDepth.set({ model: this.label, operation }, operation === 'encode' ? this.encoder.depth : this.decoder.depth);
+  }
+
+  /**
+   * Admits a whole request before any work is done for it: room for `items` in the operation's
+   * queue (see MicroBatcher.reserve). Pass the reservation to encode()/decode() and release it when
+   * the request ends, whatever the outcome.
+   */
+  reserve(operation: 'encode' | 'decode', items: number, unit?: string): Reservation {
+    return (operation === 'encode' ? this.encoder : this.decoder).reserve(items, unit);
   }
 
   /** images: [count,3,S,S] float32 in [-1,1]. Returns the grids of all images, [count*h*w] per codebook. */

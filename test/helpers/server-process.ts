@@ -1,4 +1,4 @@
-// Starts `src/main.ts` as a child process on a free port and keeps its log (for tests that read log lines).
+// Starts `src/main.ts` as a child process on a free port and keeps its log (JSON lines on stderr).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
@@ -6,9 +6,11 @@ import { ROOT } from './server.ts';
 
 export interface ServerProcess {
   url: string;
-  /** Everything the server logged so far. */
+  /** Everything the server logged so far, as text. */
   log(): string;
-  /** SIGTERM, then SIGKILL if it has not exited within 20 s. */
+  /** Every JSON log line so far. */
+  logs(): Record<string, unknown>[];
+  /** SIGTERM, then SIGKILL if it has not exited within 20 s; resolves when the process has exited. */
   close(): Promise<void>;
 }
 
@@ -19,6 +21,7 @@ export async function startServerProcess(env: Record<string, string>, startTimeo
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let log = '';
+  child.stderr.on('data', (chunk: Buffer) => (log += chunk.toString()));
   const exited = once(child, 'exit');
   const close = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
@@ -27,11 +30,15 @@ export async function startServerProcess(env: Record<string, string>, startTimeo
     await exited;
     clearTimeout(timer);
   };
+  const logs = () =>
+    log
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   try {
     const port = await new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`server did not listen within ${startTimeoutMs} ms:\n${log}`)), startTimeoutMs);
-      child.stderr.on('data', (chunk: Buffer) => {
-        log += chunk.toString();
+      child.stderr.on('data', () => {
         const match = /"port":(\d+).*fqtok listening/.exec(log);
         if (match) {
           clearTimeout(timer);
@@ -43,7 +50,7 @@ export async function startServerProcess(env: Record<string, string>, startTimeo
         reject(new Error(`server exited early (code ${code}, signal ${signal}):\n${log}`));
       });
     });
-    return { url: `http://127.0.0.1:${port}`, log: () => log, close };
+    return { url: `http://127.0.0.1:${port}`, log: () => log, logs, close };
   } catch (err) {
     await close();
     throw err;

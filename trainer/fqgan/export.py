@@ -298,10 +298,13 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--preset", choices=sorted(PRESETS), help="architecture for --random")
     parser.add_argument("--variant", choices=("triple", "dual"), default="triple", help="variant for --random")
     parser.add_argument("--seed", type=int, default=0, help="seed for --random")
+    parser.add_argument("--image-size", type=int, help="input side for --random (default: the preset's, 256)")
     parser.add_argument("--fixture", help="also write PyTorch reference outputs for the ORT parity test here")
     args = parser.parse_args(argv)
     if args.random and not args.preset:
         parser.error("--random needs --preset")
+    if args.image_size is not None and not args.random:
+        parser.error("--image-size is for --random; a checkpoint's size comes from its shapes")
     return args
 
 
@@ -309,7 +312,11 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     started = time.monotonic()
     if args.random:
         torch.manual_seed(args.seed)
-        config = preset(args.preset, args.variant)
+        overrides = {} if args.image_size is None else {"image_size": args.image_size}
+        try:
+            config = preset(args.preset, args.variant, **overrides)
+        except ValueError as error:
+            raise ExportError(str(error)) from None
         log(f"building {args.variant} {args.preset} with seed {args.seed}")
         model = FQGAN(config).eval()
         embed = _state_dict_bytes(model) <= MAX_EMBEDDED_CHECKPOINT_BYTES
