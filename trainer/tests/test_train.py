@@ -189,9 +189,11 @@ def test_full_objective_run_emits_the_event_contract(tmp_path, assets):
     evaluation = of_kind(events, "eval")[-1]
     assert evaluation["images"] == 2 and 0 < evaluation["psnr"] < 100 and -1 <= evaluation["ssim"] <= 1
     model_dir = events[-2]["path"]
-    assert sorted(os.listdir(model_dir)) == ["decoder.onnx", "encoder.onnx", "manifest.json"]
+    # weights.pt: the exported (EMA) weights the torch backend serves, listed in the manifest
+    assert sorted(os.listdir(model_dir)) == ["decoder.onnx", "encoder.onnx", "manifest.json", "weights.pt"]
     with open(os.path.join(model_dir, "manifest.json")) as f:
         manifest = json.load(f)
+    assert manifest["weights"]["file"] == "weights.pt"
     assert manifest["source"]["weights"] == "ema" and manifest["source"]["steps"] == 3
 
     checkpoint = of_kind(events, "checkpoint")[-1]["path"]
