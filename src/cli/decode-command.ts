@@ -6,6 +6,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
 import { createSampleArchive } from '../imaging/sample-archive.ts';
+import type { ImageFormat } from '../imaging/tensor-to-image.ts';
 import { pipelined } from '../inference/pipelined.ts';
 import { openCodes, type CodeChunk, type CodeSource } from './code-source.ts';
 import type { ModelInfo, TokenizerClient } from './tokenizer-client.ts';
@@ -15,7 +16,7 @@ export interface DecodeCommandOptions {
   /** A folder for image files, or a path ending in .npz for one archive. */
   out: string;
   model?: string;
-  format: 'png' | 'jpeg' | 'webp';
+  format: ImageFormat;
 }
 
 export interface DecodeSummary {

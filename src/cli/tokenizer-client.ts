@@ -1,6 +1,7 @@
 // The bulk CLI's view of a tokenizer: in this process (registry + preprocessing) or a server over HTTP.
 import { readNpz, writeNpz } from '../imaging/npz.ts';
 import { readSampleArchive } from '../imaging/sample-archive.ts';
+import type { ImageFormat } from '../imaging/tensor-to-image.ts';
 import type { Config } from '../config.ts';
 import { createPreprocessor } from '../imaging/preprocess.ts';
 import { decodeGrids, decodeTokensRgb, validateGrids, type DecodedRgb } from '../inference/decode-grids.ts';
@@ -43,7 +44,7 @@ export interface TokenizerClient {
   encode(images: SourceImage[], options: EncodeOptions): Promise<EncodedFiles>;
   describe(model?: string): Promise<ModelInfo>;
   /** Token arrays in any accepted layout -> one image file each. */
-  decode(arrays: TokenArrays, options: { model?: string; format: 'png' | 'jpeg' | 'webp' }): Promise<Buffer[]>;
+  decode(arrays: TokenArrays, options: { model?: string; format: ImageFormat }): Promise<Buffer[]>;
   /** Token arrays in any accepted layout -> raw 8-bit RGB, HWC, one image after another. */
   decodeRgb(arrays: TokenArrays, options: { model?: string }): Promise<DecodedRgb>;
   close(): Promise<void>;

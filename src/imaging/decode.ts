@@ -11,7 +11,8 @@ import { FqError } from '../errors.ts';
 import type { RgbImage } from './rgb-image.ts';
 
 /** `ignore` is the reference's behaviour (Pillow does not rotate); `exif` turns the image upright first. */
-export type Orientation = 'exif' | 'ignore';
+export const ORIENTATIONS = ['ignore', 'exif'] as const;
+export type Orientation = (typeof ORIENTATIONS)[number];
 
 export interface DecodeOptions {
   orientation: Orientation;
