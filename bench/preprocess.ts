@@ -10,7 +10,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import sharp from 'sharp';
-import { decodeToRgb } from '../src/imaging/decode.ts';
+import { decodeToRgb } from '../src/imaging/read-image.ts';
 import { createPreprocessor } from '../src/imaging/preprocess.ts';
 import { centerCropArr } from '../src/imaging/reference-crop.ts';
 

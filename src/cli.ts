@@ -5,9 +5,9 @@ import { decodeCommand } from './cli/decode-command.ts';
 import { encodeCommand } from './cli/encode-command.ts';
 import { statsCommand } from './cli/stats-command.ts';
 import { convertArgs, runTrainerModule } from './cli/convert-command.ts';
-import { localClient, remoteClient, type TokenizerClient } from './cli/tokenizer-client.ts';
+import { localTokenizer, remoteTokenizer, type CliTokenizer } from './cli/cli-tokenizer.ts';
 import { logger } from './logger.ts';
-import { ORIENTATIONS } from './imaging/decode.ts';
+import { ORIENTATIONS } from './imaging/read-image.ts';
 import { AUGMENTS } from './imaging/reference-crop.ts';
 import { IMAGE_FORMATS } from './imaging/tensor-to-image.ts';
 
@@ -52,10 +52,10 @@ function configure(env: NodeJS.ProcessEnv = process.env): Config {
   return config;
 }
 
-async function client(server: string | undefined, options: { backend?: string; model?: string } = {}): Promise<TokenizerClient> {
-  if (server) return remoteClient(server, options.model);
+async function client(server: string | undefined, options: { backend?: string; model?: string } = {}): Promise<CliTokenizer> {
+  if (server) return remoteTokenizer(server, options.model);
   const backend = options.backend;
-  return localClient(configure(backend ? { ...process.env, FQ_BACKEND: backend } : process.env));
+  return localTokenizer(configure(backend ? { ...process.env, FQ_BACKEND: backend } : process.env));
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -148,7 +148,7 @@ async function main(argv: string[]): Promise<number> {
       if (values.server) {
         process.stdout.write(JSON.stringify(await (await fetch(new URL('/models', values.server))).json(), null, 2) + '\n');
       } else {
-        const { ModelRegistry } = await import('./inference/registry.ts');
+        const { ModelRegistry } = await import('./inference/model-registry.ts');
         const config = configure();
         const registry = new ModelRegistry(config);
         await registry.loadModelsDir(config.modelsDir);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { FqError } from '../src/errors.ts';
-import { decodeToRgb } from '../src/imaging/decode.ts';
+import { decodeToRgb } from '../src/imaging/read-image.ts';
 import { resample } from '../src/imaging/pil-resample.ts';
 import { createPreprocessor, cropsToNchw, type Augment, type Orientation } from '../src/imaging/preprocess.ts';
 import { centerCropArr, centerCropResizes, cropWindow, roundHalfEven } from '../src/imaging/reference-crop.ts';

@@ -1,6 +1,6 @@
 // Request and response schemas shared by validation and the OpenAPI document (one source of truth).
 import { z } from '@hono/zod-openapi';
-import { ORIENTATIONS } from '../imaging/decode.ts';
+import { ORIENTATIONS } from '../imaging/read-image.ts';
 import { AUGMENTS } from '../imaging/reference-crop.ts';
 import { IMAGE_FORMATS } from '../imaging/tensor-to-image.ts';
 

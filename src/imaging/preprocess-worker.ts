@@ -1,7 +1,7 @@
 // Worker-thread side of the preprocessor: decode one image and cut its reference crops, off the event loop.
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { FqError, type ErrorKind } from '../errors.ts';
-import { decodeToRgb, type Orientation } from './decode.ts';
+import { decodeToRgb, type Orientation } from './read-image.ts';
 import { centerCropArr, referenceViews, type Augment } from './reference-crop.ts';
 
 export interface PreprocessTask {

@@ -30,12 +30,12 @@ import 'sharp';
 import { abortReason, FqError } from '../errors.ts';
 import { decodedPixelsInFlight, decodeWaiting, imagesDecoded } from '../metrics.ts';
 import { workerExecArgv } from '../worker-exec-argv.ts';
-import { checkedHeader, type Orientation } from './decode.ts';
+import { checkedHeader, type Orientation } from './read-image.ts';
 import { DecodeGate, type GateState } from './decode-gate.ts';
 import type { PreprocessReply, PreprocessTask } from './preprocess-worker.ts';
 import { DEFAULT_TEN_CROP_RANGE, largestIntermediatePixels, type Augment } from './reference-crop.ts';
 
-export type { Orientation } from './decode.ts';
+export type { Orientation } from './read-image.ts';
 export type { Augment } from './reference-crop.ts';
 
 export interface PreprocessorOptions {
