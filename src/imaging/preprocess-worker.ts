@@ -9,7 +9,6 @@ export interface PreprocessTask {
   orientation: Orientation;
   augment: Augment;
   imageSize: number;
-  tenCropRange: number;
   maxInputPixels: number;
 }
 
@@ -20,7 +19,7 @@ export default async function preprocessInWorker(task: PreprocessTask) {
   let crops: Uint8Array[];
   try {
     const image = await decodeToRgb(task.input, { orientation: task.orientation, maxInputPixels: task.maxInputPixels });
-    crops = referenceViews(image, { augment: task.augment, imageSize: task.imageSize, tenCropRange: task.tenCropRange });
+    crops = referenceViews(image, { augment: task.augment, imageSize: task.imageSize });
   } catch (err) {
     if (err instanceof FqError) return { ok: false, kind: err.kind, message: err.message } satisfies PreprocessReply;
     throw err;
