@@ -1,4 +1,4 @@
-// Builds the running service from a configuration: registry, preprocessor, app, HTTP server; and stops it.
+// Builds the running service from a configuration: model registry, preprocessor, app, HTTP server; and stops it.
 import { serve, type ServerType } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
 import { createApp, type App } from './app.ts';
