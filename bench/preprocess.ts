@@ -10,7 +10,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import sharp from 'sharp';
-import { decodeToRgb } from '../src/imaging/decode.ts';
+import { decodeToRgb } from '../src/imaging/read-image.ts';
 import { createPreprocessor } from '../src/imaging/preprocess.ts';
 import { centerCropArr } from '../src/imaging/reference-crop.ts';
 
@@ -78,13 +78,13 @@ for (let r = 0; r <= runs; r++) {
 }
 
 const preprocessor = createPreprocessor({ maxInputPixels, threads: 1 });
-await preprocessor.preprocess(jpeg); // start the worker and compile its code
+await preprocessor.preprocess(jpeg, { imageSize: 256 }); // start the worker and compile its code
 const delay = monitorEventLoopDelay({ resolution: 1 });
 const latencyMs: number[] = [];
 delay.enable();
 for (let r = 0; r < runs; r++) {
   const t0 = performance.now();
-  await preprocessor.preprocess(jpeg);
+  await preprocessor.preprocess(jpeg, { imageSize: 256 });
   latencyMs.push(performance.now() - t0);
 }
 delay.disable();

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { TokenizerBackend } from '../src/inference/backend.ts';
+import type { InferenceBackend } from '../src/inference/backend.ts';
 import { createBackend } from '../src/inference/backend-factory.ts';
 import { readManifest } from '../src/inference/manifest.ts';
 
@@ -47,7 +47,7 @@ async function rate(batch: number, fn: () => Promise<unknown>): Promise<number> 
   return (runs * batch) / ((performance.now() - start) / 1000);
 }
 
-async function measure(backend: TokenizerBackend) {
+async function measure(backend: InferenceBackend) {
   const result: Record<string, number> = {};
   for (const batch of [1, 8]) {
     const input = images(batch);

@@ -1,26 +1,31 @@
 // The command line: `fqtok serve | encode | decode | stats | convert | models | openapi`.
 import { parseArgs } from 'node:util';
-import { loadConfig, type Config } from './config.ts';
+import { BACKEND_NAMES, loadConfig, type Config } from './config.ts';
 import { decodeCommand } from './cli/decode-command.ts';
 import { encodeCommand } from './cli/encode-command.ts';
 import { statsCommand } from './cli/stats-command.ts';
 import { convertArgs, runTrainerModule } from './cli/convert-command.ts';
-import { localClient, remoteClient, type TokenizerClient } from './cli/tokenizer-client.ts';
+import { localTokenizer, remoteTokenizer, type CliTokenizer } from './cli/cli-tokenizer.ts';
 import { logger } from './logger.ts';
+import { ORIENTATIONS } from './imaging/read-image.ts';
+import { AUGMENTS } from './imaging/reference-crop.ts';
+import { IMAGE_FORMATS } from './imaging/tensor-to-image.ts';
+
+const choices = (values: readonly string[]) => values.join('|');
 
 const USAGE = `usage: fqtok <command> [options]
 
   serve                                   start the HTTP service (settings from FQ_* variables)
   encode <folders or files...> --out DIR  tokenise images into DIR/{i}_{codebook}.npy + DIR/index.jsonl
-         [--labels DIR] [--augment none|flip|ten_crop] [--orientation ignore|exif] [--model NAME] [--server URL]
-         [--backend onnx|torch|auto]      in-process backend (default FQ_BACKEND)
+         [--labels DIR] [--augment ${choices(AUGMENTS)}] [--orientation ${choices(ORIENTATIONS)}] [--model NAME] [--server URL]
+         [--backend ${choices(BACKEND_NAMES)}]      in-process backend (default FQ_BACKEND)
          [--batch-size N]                 images per batch (default: 64 crops' worth on a GPU provider,
                                           FQ_MAX_BATCH crops' worth on CPU, 16 to a CPU server)
   decode <codes dir or .npz> --out DIR|FILE.npz
                                           rebuild images from {i}_{codebook}.npy files or an .npz of grids or
                                           flat h*w sequences: one image file each into DIR, or one evaluation
                                           archive (arr_0 uint8 [N, H, W, 3]) when --out ends in .npz
-         [--format png|jpeg|webp] [--model NAME] [--server URL]
+         [--format ${choices(IMAGE_FORMATS)}] [--model NAME] [--server URL]
   stats <codes dir or .npz>               codebook usage per codebook: distinct and dead codes, perplexity, top codes (JSON)
          [--top K] [--png FILE] [--model NAME] [--server URL]
   convert --checkpoint PATH --out models/NAME [--weights model|ema]
@@ -34,6 +39,12 @@ function fail(message: string): never {
   process.exit(2);
 }
 
+/** The flag's value, checked against the one list its values come from. */
+function oneOf<T extends string>(flag: string, value: string, values: readonly T[]): T {
+  if (!(values as readonly string[]).includes(value)) fail(`--${flag} must be one of ${values.join(', ')}`);
+  return value as T;
+}
+
 /** The settings for commands that work in this process; the logger takes its level from them (FQ_LOG_LEVEL). */
 function configure(env: NodeJS.ProcessEnv = process.env): Config {
   const config = loadConfig(env);
@@ -41,10 +52,10 @@ function configure(env: NodeJS.ProcessEnv = process.env): Config {
   return config;
 }
 
-async function client(server: string | undefined, options: { backend?: string; model?: string } = {}): Promise<TokenizerClient> {
-  if (server) return remoteClient(server, options.model);
+async function client(server: string | undefined, options: { backend?: string; model?: string } = {}): Promise<CliTokenizer> {
+  if (server) return remoteTokenizer(server, options.model);
   const backend = options.backend;
-  return localClient(configure(backend ? { ...process.env, FQ_BACKEND: backend } : process.env));
+  return localTokenizer(configure(backend ? { ...process.env, FQ_BACKEND: backend } : process.env));
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -69,12 +80,12 @@ async function main(argv: string[]): Promise<number> {
         },
       });
       if (!values.out || positionals.length === 0) fail('encode needs input folders or files and --out DIR');
-      if (values.backend && !['onnx', 'torch', 'auto'].includes(values.backend)) fail('--backend must be onnx, torch or auto');
+      if (values.backend) oneOf('backend', values.backend, BACKEND_NAMES);
       if (values.backend && values.server) fail('--backend applies in-process; the server chooses its own');
       const batchSize = values['batch-size'] === undefined ? undefined : Number(values['batch-size']);
       if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize > 0)) fail('--batch-size must be a positive integer');
-      if (!['none', 'flip', 'ten_crop'].includes(values.augment)) fail(`--augment must be none, flip or ten_crop`);
-      if (!['ignore', 'exif'].includes(values.orientation)) fail(`--orientation must be ignore or exif`);
+      const augment = oneOf('augment', values.augment, AUGMENTS);
+      const orientation = oneOf('orientation', values.orientation, ORIENTATIONS);
       const c = await client(values.server, { backend: values.backend, model: values.model });
       try {
         const summary = await encodeCommand(c, {
@@ -83,8 +94,8 @@ async function main(argv: string[]): Promise<number> {
           out: values.out,
           labels: values.labels,
           model: values.model,
-          augment: values.augment as 'none',
-          orientation: values.orientation as 'ignore',
+          augment,
+          orientation,
         });
         for (const s of summary.skipped) process.stderr.write(`skipped ${s.file}: ${s.reason}\n`);
         const rate = summary.encoded / summary.seconds;
@@ -102,10 +113,10 @@ async function main(argv: string[]): Promise<number> {
         options: { out: { type: 'string' }, format: { type: 'string', default: 'png' }, model: { type: 'string' }, server: { type: 'string' } },
       });
       if (!values.out || positionals.length !== 1) fail('decode needs one codes folder or .npz and --out DIR or --out FILE.npz');
-      if (!['png', 'jpeg', 'webp'].includes(values.format)) fail('--format must be png, jpeg or webp');
+      const format = oneOf('format', values.format, IMAGE_FORMATS);
       const c = await client(values.server);
       try {
-        const result = await decodeCommand(c, { codes: positionals[0]!, out: values.out, model: values.model, format: values.format as 'png' });
+        const result = await decodeCommand(c, { codes: positionals[0]!, out: values.out, model: values.model, format });
         process.stdout.write(JSON.stringify(result) + '\n');
       } finally {
         await c.close();
@@ -137,7 +148,7 @@ async function main(argv: string[]): Promise<number> {
       if (values.server) {
         process.stdout.write(JSON.stringify(await (await fetch(new URL('/models', values.server))).json(), null, 2) + '\n');
       } else {
-        const { ModelRegistry } = await import('./inference/registry.ts');
+        const { ModelRegistry } = await import('./inference/model-registry.ts');
         const config = configure();
         const registry = new ModelRegistry(config);
         await registry.loadModelsDir(config.modelsDir);

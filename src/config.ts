@@ -8,7 +8,9 @@ const nonNegativeInt = z.coerce.number().int().nonnegative();
 const executionProvider = z.enum(['cpu', 'cuda', 'webgpu']);
 export type ExecutionProviderName = z.infer<typeof executionProvider>;
 
-const backendName = z.enum(['onnx', 'torch', 'auto']);
+/** FQ_BACKEND's values (and the CLI's --backend). */
+export const BACKEND_NAMES = ['onnx', 'torch', 'auto'] as const;
+const backendName = z.enum(BACKEND_NAMES);
 export type BackendName = z.infer<typeof backendName>;
 const precision = z.enum(['fp32', 'tf32', 'bf16', 'fp16']);
 export type Precision = z.infer<typeof precision>;

@@ -1,4 +1,4 @@
-// Start-up: config -> registry -> app -> listen; graceful shutdown on SIGTERM and SIGINT.
+// Start-up: config -> model registry -> app -> listen; graceful shutdown on SIGTERM and SIGINT.
 import { loadConfig } from './config.ts';
 import { logger } from './logger.ts';
 import { startServer } from './server.ts';

@@ -1,14 +1,14 @@
 // Prometheus metrics of the process: one registry, named instruments, served by GET /metrics.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export const registry = new Registry();
-collectDefaultMetrics({ register: registry, prefix: 'fqtok_' });
+export const metricsRegistry = new Registry();
+collectDefaultMetrics({ register: metricsRegistry, prefix: 'fqtok_' });
 
 export const httpRequests = new Counter({
   name: 'fqtok_http_requests_total',
   help: 'HTTP requests by route, method and status',
   labelNames: ['route', 'method', 'status'] as const,
-  registers: [registry],
+  registers: [metricsRegistry],
 });
 
 export const httpDuration = new Histogram({
@@ -16,7 +16,7 @@ export const httpDuration = new Histogram({
   help: 'HTTP request latency by route, method and status',
   labelNames: ['route', 'method', 'status'] as const,
   buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-  registers: [registry],
+  registers: [metricsRegistry],
 });
 
 export const batchSize = new Histogram({
@@ -24,7 +24,7 @@ export const batchSize = new Histogram({
   help: 'Images per inference run',
   labelNames: ['model', 'operation'] as const,
   buckets: [1, 2, 4, 8, 16, 32, 64],
-  registers: [registry],
+  registers: [metricsRegistry],
 });
 
 export const inferenceDuration = new Histogram({
@@ -32,51 +32,51 @@ export const inferenceDuration = new Histogram({
   help: 'Time of one inference run',
   labelNames: ['model', 'operation'] as const,
   buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-  registers: [registry],
+  registers: [metricsRegistry],
 });
 
 export const queueDepth = new Gauge({
   name: 'fqtok_queue_depth',
   help: 'Images waiting for an inference run',
   labelNames: ['model', 'operation'] as const,
-  registers: [registry],
+  registers: [metricsRegistry],
 });
 
 export const imagesProcessed = new Counter({
   name: 'fqtok_images_processed_total',
   help: 'Images encoded or decoded',
   labelNames: ['model', 'operation'] as const,
-  registers: [registry],
+  registers: [metricsRegistry],
 });
 
 export const droppedRequests = new Counter({
   name: 'fqtok_dropped_requests_total',
   help: 'Queued work dropped because its caller went away or timed out',
   labelNames: ['model', 'operation', 'reason'] as const,
-  registers: [registry],
+  registers: [metricsRegistry],
 });
 
 export const modelInfo = new Gauge({
   name: 'fqtok_model_info',
   help: 'Served model versions (value 1) and the execution provider each really runs on',
   labelNames: ['model', 'version', 'execution_provider'] as const,
-  registers: [registry],
+  registers: [metricsRegistry],
 });
 
 export const imagesDecoded = new Counter({
   name: 'fqtok_images_decoded_total',
   help: 'Images whose decode and crop started (refused and abandoned requests cost none)',
-  registers: [registry],
+  registers: [metricsRegistry],
 });
 
 export const decodedPixelsInFlight = new Gauge({
   name: 'fqtok_decoded_pixels_in_flight',
   help: 'Pixels of the images being decoded and cropped now (each its largest stage), bounded by FQ_MAX_DECODE_PIXELS_IN_FLIGHT',
-  registers: [registry],
+  registers: [metricsRegistry],
 });
 
 export const decodeWaiting = new Gauge({
   name: 'fqtok_decode_waiting',
   help: 'Images of admitted requests waiting for a preprocessing thread or for room in the decoded-pixel budget',
-  registers: [registry],
+  registers: [metricsRegistry],
 });

@@ -1,4 +1,4 @@
-// Builds the running service from a configuration: registry, preprocessor, app, HTTP server; and stops it.
+// Builds the running service from a configuration: model registry, preprocessor, app, HTTP server; and stops it.
 import { serve, type ServerType } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
 import { createApp, type App } from './app.ts';
@@ -6,7 +6,7 @@ import type { Lifecycle } from './http/app-deps.ts';
 import type { Config } from './config.ts';
 import { openDatabase, type Db } from './db/client.ts';
 import { createPreprocessor } from './imaging/preprocess.ts';
-import { ModelRegistry } from './inference/registry.ts';
+import { ModelRegistry } from './inference/model-registry.ts';
 import { JobsService } from './jobs/jobs-service.ts';
 import { dataLayout } from './jobs/layout.ts';
 import { logger } from './logger.ts';

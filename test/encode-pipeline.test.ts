@@ -7,15 +7,15 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { loadConfig } from '../src/config.ts';
 import { BATCHES_IN_FLIGHT, encodeCommand } from '../src/cli/encode-command.ts';
-import { localClient, type TokenizerClient } from '../src/cli/tokenizer-client.ts';
+import { localTokenizer, type CliTokenizer } from '../src/cli/cli-tokenizer.ts';
 import { makeImage } from './helpers/images.ts';
 import { ROOT } from './helpers/server.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'fqtok-pipeline-'));
-let real: TokenizerClient;
+let real: CliTokenizer;
 before(async () => {
   for (let i = 0; i < 7; i++) writeFileSync(path.join(dir, `${i}.jpg`), await makeImage(260 + i * 7, 256, 'jpeg', i));
-  real = await localClient(loadConfig({ FQ_MODELS_DIR: path.join(ROOT, 'models'), FQ_PREPROCESS_THREADS: '2' }));
+  real = await localTokenizer(loadConfig({ FQ_MODELS_DIR: path.join(ROOT, 'models'), FQ_PREPROCESS_THREADS: '2' }));
 });
 after(async () => {
   await real?.close();
@@ -27,14 +27,14 @@ after(async () => {
  * a command that waited for each batch before starting the next would never get an answer (and the
  * test fails after 20 s with a message instead of hanging).
  */
-function gatedClient(): TokenizerClient & { maxConcurrent: number } {
+function gatedClient(): CliTokenizer & { maxConcurrent: number } {
   let concurrent = 0;
   let secondArrived: () => void;
   const second = new Promise<void>((resolve) => (secondArrived = resolve));
   const gated = {
     ...real,
     maxConcurrent: 0,
-    async encode(...args: Parameters<TokenizerClient['encode']>) {
+    async encode(...args: Parameters<CliTokenizer['encode']>) {
       concurrent++;
       gated.maxConcurrent = Math.max(gated.maxConcurrent, concurrent);
       if (concurrent >= 2) secondArrived();

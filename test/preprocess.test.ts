@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { FqError } from '../src/errors.ts';
-import { decodeToRgb } from '../src/imaging/decode.ts';
-import { resample } from '../src/imaging/pil-resample.ts';
+import { decodeToRgb } from '../src/imaging/read-image.ts';
+import { resample } from './helpers/pil-resample.ts';
 import { createPreprocessor, cropsToNchw, type Augment, type Orientation } from '../src/imaging/preprocess.ts';
 import { centerCropArr, centerCropResizes, cropWindow, roundHalfEven } from '../src/imaging/reference-crop.ts';
 import type { RgbImage } from '../src/imaging/rgb-image.ts';
@@ -80,7 +80,7 @@ describe(`crops equal Pillow ${manifest.pillow} + the FQGAN reference`, () => {
   for (const c of manifest.cases) {
     const label = `${c.file} (${c.mode} ${c.width}x${c.height}) orientation=${c.orientation} augment=${c.augment}`;
     test(c.reference_exact ? label : `${label}, fqtok's documented deviation`, async () => {
-      const crops = await preprocessor.preprocess(fixture(c.file), { orientation: c.orientation, augment: c.augment });
+      const crops = await preprocessor.preprocess(fixture(c.file), { imageSize: 256, orientation: c.orientation, augment: c.augment });
       const views = { none: 1, flip: 2, ten_crop: 10 }[c.augment];
       assert.equal(crops.length, views);
       for (const crop of crops) assert.equal(crop.length, manifest.image_size * manifest.image_size * 3);
@@ -91,14 +91,14 @@ describe(`crops equal Pillow ${manifest.pillow} + the FQGAN reference`, () => {
 
 describe('orientation', () => {
   test("defaults to 'ignore', the reference's behaviour", async () => {
-    const [crop] = await preprocessor.preprocess(fixture('exif6_640x480.jpg'));
+    const [crop] = await preprocessor.preprocess(fixture('exif6_640x480.jpg'), { imageSize: 256 });
     assertSameBytes(crop!, fixture('exif6_640x480.jpg.ignore.none.rgb'), 'default orientation');
   });
 
   test("'exif' turns the image upright as Pillow's exif_transpose does, and differs from 'ignore'", async () => {
     const input = fixture('exif6_640x480.jpg');
-    const [upright] = await preprocessor.preprocess(input, { orientation: 'exif' });
-    const [asStored] = await preprocessor.preprocess(input, { orientation: 'ignore' });
+    const [upright] = await preprocessor.preprocess(input, { imageSize: 256, orientation: 'exif' });
+    const [asStored] = await preprocessor.preprocess(input, { imageSize: 256, orientation: 'ignore' });
     assertSameBytes(upright!, fixture('exif6_640x480.jpg.exif.none.rgb'), "orientation 'exif'");
     assert.notDeepEqual(upright, asStored, "fqtok's two modes give different crops of an EXIF-rotated photo");
   });
@@ -115,8 +115,8 @@ describe('decoding', () => {
   test("the caller's buffer is left intact (copied into the worker, not moved)", async () => {
     const input = fixture('q85_444_255x256.jpg');
     const before = Buffer.from(input);
-    await preprocessor.preprocess(input);
-    await preprocessor.preprocess(input);
+    await preprocessor.preprocess(input, { imageSize: 256 });
+    await preprocessor.preprocess(input, { imageSize: 256 });
     assert.deepEqual(input, before);
   });
 
@@ -134,7 +134,7 @@ describe('refusals', () => {
     test(`${bad.file} -> ${bad.kind}`, async () => {
       if (bad.kind === 'bad_image') assert.equal(bad.pillow_refuses, true, 'Pillow accepts this file, so fqtok should too');
       const started = performance.now();
-      await assert.rejects(preprocessor.preprocess(fixture(bad.file), { item: 4 }), (err: unknown) => {
+      await assert.rejects(preprocessor.preprocess(fixture(bad.file), { imageSize: 256, item: 4 }), (err: unknown) => {
         assert.ok(err instanceof FqError, `not an FqError: ${String(err)}`);
         assert.equal(err.kind, bad.kind, err.message);
         assert.equal(err.item, 4);
@@ -148,11 +148,11 @@ describe('refusals', () => {
   test('a closed preprocessor answers unavailable', async () => {
     const closing = createPreprocessor({ maxInputPixels: MAX_INPUT_PIXELS, threads: 1 });
     await closing.close();
-    await assert.rejects(closing.preprocess(fixture('rgb_7x3.png')), { name: 'FqError', kind: 'unavailable' });
+    await assert.rejects(closing.preprocess(fixture('rgb_7x3.png'), { imageSize: 256 }), { name: 'FqError', kind: 'unavailable' });
   });
 
   test('the pool keeps working after refusals', async () => {
-    const crops = await preprocessor.preprocess(fixture('rgb_7x3.png'));
+    const crops = await preprocessor.preprocess(fixture('rgb_7x3.png'), { imageSize: 256 });
     assertSameBytes(crops[0]!, fixture('rgb_7x3.png.ignore.none.rgb'), 'after refusals');
   });
 });

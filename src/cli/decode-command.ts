@@ -6,16 +6,17 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
 import { createSampleArchive } from '../imaging/sample-archive.ts';
+import type { ImageFormat } from '../imaging/tensor-to-image.ts';
 import { pipelined } from '../inference/pipelined.ts';
 import { openCodes, type CodeChunk, type CodeSource } from './code-source.ts';
-import type { ModelInfo, TokenizerClient } from './tokenizer-client.ts';
+import type { ModelInfo, CliTokenizer } from './cli-tokenizer.ts';
 
 export interface DecodeCommandOptions {
   codes: string;
   /** A folder for image files, or a path ending in .npz for one archive. */
   out: string;
   model?: string;
-  format: 'png' | 'jpeg' | 'webp';
+  format: ImageFormat;
 }
 
 export interface DecodeSummary {
@@ -45,13 +46,13 @@ export function isArchivePath(out: string): boolean {
   return out.toLowerCase().endsWith('.npz');
 }
 
-export async function decodeCommand(client: TokenizerClient, options: DecodeCommandOptions): Promise<DecodeSummary> {
+export async function decodeCommand(client: CliTokenizer, options: DecodeCommandOptions): Promise<DecodeSummary> {
   const model = await client.describe(options.model);
   const source = await openCodes(options.codes, model.grid);
   return isArchivePath(options.out) ? decodeToArchiveFile(client, source, model, options) : decodeToFolder(client, source, options);
 }
 
-async function decodeToFolder(client: TokenizerClient, source: CodeSource, options: DecodeCommandOptions): Promise<DecodeSummary> {
+async function decodeToFolder(client: CliTokenizer, source: CodeSource, options: DecodeCommandOptions): Promise<DecodeSummary> {
   await mkdir(options.out, { recursive: true });
   const ext = options.format === 'jpeg' ? 'jpg' : options.format;
   const bar = progress(source.count);
@@ -77,7 +78,7 @@ async function decodeToFolder(client: TokenizerClient, source: CodeSource, optio
  * never leaves a file under the final name (and a partial one has no central directory: numpy refuses it).
  * No resume: a rerun starts over.
  */
-async function decodeToArchiveFile(client: TokenizerClient, source: CodeSource, model: ModelInfo, options: DecodeCommandOptions): Promise<DecodeSummary> {
+async function decodeToArchiveFile(client: CliTokenizer, source: CodeSource, model: ModelInfo, options: DecodeCommandOptions): Promise<DecodeSummary> {
   await mkdir(path.dirname(path.resolve(options.out)), { recursive: true });
   const partial = `${options.out}.partial`;
   const archive = createSampleArchive({ count: source.count, height: model.height, width: model.width });

@@ -12,7 +12,7 @@ import { writeNpy } from '../imaging/npz.ts';
 import type { SourceImage } from '../inference/encode-images.ts';
 import { VIEWS } from '../inference/views.ts';
 import { findImages, type ImageFile } from './find-images.ts';
-import type { EncodeOptions, EncodedFiles, TokenizerClient } from './tokenizer-client.ts';
+import type { EncodeOptions, EncodedFiles, CliTokenizer } from './cli-tokenizer.ts';
 
 /** One batch in inference, one being preprocessed, one being read: enough to keep inference busy. */
 export const BATCHES_IN_FLIGHT = 3;
@@ -40,7 +40,7 @@ export interface EncodeSummary {
 type BatchPart = { files: ImageFile[]; result: EncodedFiles } | { files: ImageFile[]; error: string };
 
 /** Images per batch when the user does not say: one inference run's worth of crops. */
-export function defaultBatchSize(client: TokenizerClient, options: EncodeOptions): number {
+export function defaultBatchSize(client: CliTokenizer, options: EncodeOptions): number {
   return Math.max(1, Math.floor(client.preferredBatch / VIEWS[options.augment].length));
 }
 
@@ -49,7 +49,7 @@ export function defaultBatchSize(client: TokenizerClient, options: EncodeOptions
  * only itself. Never rejects: a batch that fails while earlier ones are still awaited must not
  * become an unhandled rejection.
  */
-async function encodeTolerant(client: TokenizerClient, files: ImageFile[], options: EncodeOptions): Promise<BatchPart[]> {
+async function encodeTolerant(client: CliTokenizer, files: ImageFile[], options: EncodeOptions): Promise<BatchPart[]> {
   const read = await Promise.all(files.map((f) => readFile(f.path).then((bytes) => ({ bytes, name: path.basename(f.path) }), (err: Error) => err)));
   const out: BatchPart[] = [];
   const readable: ImageFile[] = [];
@@ -98,7 +98,7 @@ function progressBar(enabled: boolean, total: number) {
   };
 }
 
-export async function encodeCommand(client: TokenizerClient, options: EncodeCommandOptions): Promise<EncodeSummary> {
+export async function encodeCommand(client: CliTokenizer, options: EncodeCommandOptions): Promise<EncodeSummary> {
   const started = performance.now();
   const files = await findImages(options.inputs);
   const batchSize = options.batchSize ?? defaultBatchSize(client, options);

@@ -1,8 +1,7 @@
 // Lists a dataset's image files in the order the reference's ImageFolder reads them, with class labels.
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-
-export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif', '.ppm', '.pgm']);
+import { isImageFile } from '../imaging/image-files.ts';
 
 export interface ImageFile {
   path: string;
@@ -16,7 +15,7 @@ async function walk(dir: string, out: string[]): Promise<void> {
   for (const entry of entries) {
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) await walk(full, out);
-    else if (entry.isFile() && IMAGE_EXTENSIONS.has(path.extname(entry.name).toLowerCase())) out.push(full);
+    else if (entry.isFile() && isImageFile(entry.name)) out.push(full);
   }
 }
 

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { countersFor, describeUsage, type CodebookUsage } from '../inference/code-usage.ts';
 import { renderUsageHistogram } from '../imaging/usage-histogram.ts';
 import { openCodes } from './code-source.ts';
-import type { TokenizerClient } from './tokenizer-client.ts';
+import type { CliTokenizer } from './cli-tokenizer.ts';
 
 export interface StatsCommandOptions {
   codes: string;
@@ -14,7 +14,7 @@ export interface StatsCommandOptions {
 }
 
 export async function statsCommand(
-  client: TokenizerClient,
+  client: CliTokenizer,
   options: StatsCommandOptions,
 ): Promise<{ model: string; images: number; codebooks: CodebookUsage[] }> {
   const model = await client.describe(options.model);

@@ -1,6 +1,6 @@
 // POST /decode: token grids or flat sequences in (JSON or NPZ); images, JSON with base64 images, or an NPZ archive out.
 import { Readable } from 'node:stream';
-import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import type { AppDeps } from './app-deps.ts';
 import { FqError } from '../errors.ts';
 import { decodeToArchive } from '../inference/decode-archive.ts';
@@ -10,8 +10,8 @@ import { toGridSet } from '../inference/token-layout.ts';
 import { CONTENT_TYPES } from '../imaging/tensor-to-image.ts';
 import { readTokenInput } from './token-input.ts';
 import { validationHook } from './validation.ts';
-import { accepts, listOption, parseFields, validJson } from './options.ts';
-import { DecodeJsonBodySchema, DecodeQuerySchema, DecodeResponseSchema, problems } from './schemas.ts';
+import { accepts, listOption, parseFields, requestMediaType, validJson } from './options.ts';
+import { DecodeJsonBodySchema, DecodeOptionsSchema, DecodeQuerySchema, DecodeResponseSchema, problems } from './schemas.ts';
 
 const LAYOUTS = 'grids [N, A, h, w], [N, h, w] or [h, w], or flat sequences of h*w tokens [N, views, h*w] (the reference extractor\'s files), [N, h*w] (an AR sampler\'s batch) or [h*w]';
 
@@ -58,21 +58,13 @@ const route = createRoute({
   },
 });
 
-const OptionsSchema = z.object({
-  model: z.string().optional(),
-  version: z.coerce.number().int().positive().optional(),
-  codebooks: z.array(z.string()).optional(),
-  format: z.enum(['png', 'jpeg', 'webp', 'npz']).optional(),
-  quality: z.coerce.number().int().min(1).max(100).optional(),
-});
-
 export function decodeRoutes(deps: AppDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   return app.openapi(route, async (c) => {
-    const isJson = (c.req.header('content-type') ?? '').startsWith('application/json');
+    const isJson = requestMediaType(c) === 'application/json';
     const input = await readTokenInput(c, isJson ? validJson(c) : undefined, deps.config.maxBodyBytes);
     const merged: Record<string, unknown> = { ...c.req.valid('query'), ...input.fields };
-    const options = parseFields(OptionsSchema, { ...merged, codebooks: listOption(merged.codebooks) }, 'options');
+    const options = parseFields(DecodeOptionsSchema, { ...merged, codebooks: listOption(merged.codebooks) }, 'options');
     const tokenizer = deps.registry.get(options.model, options.version);
     const codebooks = selectCodebooks(tokenizer, options.codebooks);
     const set = toGridSet(input.arrays, tokenizer.model.manifest.grid, tokenizer.label);

@@ -2,6 +2,7 @@
 import type { Context } from 'hono';
 import { FqError } from '../errors.ts';
 import type { SourceImage } from '../inference/encode-images.ts';
+import { requestMediaType } from './options.ts';
 
 export interface EncodeInput {
   images: SourceImage[];
@@ -22,12 +23,8 @@ export function decodeBase64Image(text: string, item: number): Uint8Array {
   return new Uint8Array(Buffer.from(compact, compact.includes('-') || compact.includes('_') ? 'base64url' : 'base64'));
 }
 
-function mediaType(c: Context): string {
-  return (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-}
-
 export async function readEncodeInput(c: Context, jsonBody: unknown, maxImages: number): Promise<EncodeInput> {
-  const type = mediaType(c);
+  const type = requestMediaType(c);
   let input: EncodeInput;
   if (type === 'application/json') {
     const body = jsonBody as { images: (string | { data: string; name?: string })[] } & Record<string, unknown>;

@@ -1,12 +1,12 @@
 // POST /encode: images in, FQGAN token grids out (JSON or NPZ).
-import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import type { AppDeps } from './app-deps.ts';
 import { encodeImages, type EncodedBatch } from '../inference/encode-images.ts';
 import { writeNpz } from '../imaging/npz.ts';
 import { validationHook } from './validation.ts';
-import { accepts, listOption, parseFields, validJson } from './options.ts';
+import { accepts, listOption, parseFields, requestMediaType, validJson } from './options.ts';
 import { readEncodeInput } from './encode-input.ts';
-import { EncodeJsonBodySchema, EncodeQuerySchema, EncodeResponseSchema, problems } from './schemas.ts';
+import { EncodeJsonBodySchema, EncodeOptionsSchema, EncodeQuerySchema, EncodeResponseSchema, problems } from './schemas.ts';
 
 const route = createRoute({
   method: 'post',
@@ -50,15 +50,6 @@ const route = createRoute({
   },
 });
 
-const OptionsSchema = z.object({
-  model: z.string().optional(),
-  version: z.coerce.number().int().positive().optional(),
-  augment: z.enum(['none', 'flip', 'ten_crop']).default('none'),
-  codebooks: z.array(z.string()).optional(),
-  orientation: z.enum(['ignore', 'exif']).default('ignore'),
-  format: z.enum(['json', 'npz']).optional(),
-});
-
 function toJson(tokenizerName: string, version: number, batch: EncodedBatch, names: (string | undefined)[], augment: string) {
   const [h, w] = batch.grid;
   const cells = h * w;
@@ -80,10 +71,10 @@ function toJson(tokenizerName: string, version: number, batch: EncodedBatch, nam
 export function encodeRoutes(deps: AppDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   return app.openapi(route, async (c) => {
-    const jsonBody = (c.req.header('content-type') ?? '').startsWith('application/json') ? validJson(c) : undefined;
+    const jsonBody = requestMediaType(c) === 'application/json' ? validJson(c) : undefined;
     const input = await readEncodeInput(c, jsonBody, deps.config.maxImages);
     const merged: Record<string, unknown> = { ...c.req.valid('query'), ...input.fields };
-    const options = parseFields(OptionsSchema, { ...merged, codebooks: listOption(merged.codebooks) }, 'options');
+    const options = parseFields(EncodeOptionsSchema, { ...merged, codebooks: listOption(merged.codebooks) }, 'options');
     const tokenizer = deps.registry.get(options.model, options.version);
     const started = performance.now();
     const batch = await encodeImages(

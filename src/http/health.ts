@@ -1,7 +1,7 @@
 // Liveness, readiness and Prometheus metrics.
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppDeps } from './app-deps.ts';
-import { registry as metricsRegistry } from '../metrics.ts';
+import { metricsRegistry } from '../metrics.ts';
 import { problems } from './schemas.ts';
 import { FqError } from '../errors.ts';
 

@@ -1,11 +1,11 @@
 // GET /models and GET /models/{name}: what is served, with manifests and execution providers.
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppDeps } from './app-deps.ts';
-import type { Tokenizer } from '../inference/tokenizer.ts';
-import { ModelDetailSchema, ModelListSchema, problems } from './schemas.ts';
+import type { ServedModel } from '../inference/served-model.ts';
+import { ModelDetailSchema, ModelListSchema, modelOptions, problems } from './schemas.ts';
 import { validationHook } from './validation.ts';
 
-function describe(t: Tokenizer, isDefault: boolean) {
+function describe(t: ServedModel, isDefault: boolean) {
   const m = t.model.manifest;
   return {
     name: t.model.name,
@@ -38,7 +38,7 @@ const getRoute = createRoute({
   summary: 'One model: manifest, versions, execution provider',
   request: {
     params: z.object({ name: z.string() }),
-    query: z.object({ version: z.coerce.number().int().positive().optional() }),
+    query: z.object({ version: modelOptions('query').version }),
   },
   responses: {
     200: { description: 'The model', content: { 'application/json': { schema: ModelDetailSchema } } },

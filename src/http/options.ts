@@ -1,4 +1,4 @@
-// Small helpers shared by route handlers: option parsing with field-level errors, content negotiation.
+// Small helpers shared by route handlers: option parsing with field-level errors, media types, content negotiation.
 import type { Context } from 'hono';
 import type { z } from '@hono/zod-openapi';
 import { FqError } from '../errors.ts';
@@ -18,10 +18,20 @@ export function listOption(value: unknown): string[] | undefined {
   return items.map((s) => s.trim()).filter(Boolean);
 }
 
+/** The media type of a Content-Type value or an Accept entry: parameters dropped, lower-cased. */
+export function mediaTypeOf(value: string): string {
+  return value.split(';')[0]!.trim().toLowerCase();
+}
+
+/** The request body's media type; '' when there is no Content-Type. */
+export function requestMediaType(c: Context): string {
+  return mediaTypeOf(c.req.header('content-type') ?? '');
+}
+
 /** True when the Accept header asks for `type` (and prefers it over JSON). */
 export function accepts(c: Context, type: string): boolean {
   const accept = c.req.header('accept') ?? '';
-  return accept.split(',').some((part) => part.split(';')[0]!.trim().toLowerCase() === type);
+  return accept.split(',').some((part) => mediaTypeOf(part) === type);
 }
 
 /** The JSON body as validated by the route's schema (typed loosely: routes with several body types lose the inference). */

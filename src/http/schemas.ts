@@ -1,5 +1,8 @@
 // Request and response schemas shared by validation and the OpenAPI document (one source of truth).
 import { z } from '@hono/zod-openapi';
+import { ORIENTATIONS } from '../imaging/read-image.ts';
+import { AUGMENTS } from '../imaging/reference-crop.ts';
+import { IMAGE_FORMATS } from '../imaging/tensor-to-image.ts';
 
 export const ProblemSchema = z
   .object({
@@ -33,27 +36,69 @@ export function problems(...statuses: number[]) {
   return Object.fromEntries(statuses.map((s) => [s, { description: descriptions[s] ?? 'Error', content: problemContent }]));
 }
 
-export const AugmentSchema = z.enum(['none', 'flip', 'ten_crop']).openapi({
+export const AugmentSchema = z.enum(AUGMENTS).openapi({
   description:
     'Views encoded per image: `none` (the centre crop), `flip` (centre crop and its mirror, as the reference code extraction does), `ten_crop` (four corners and centre, then their mirrors).',
 });
-export const OrientationSchema = z.enum(['ignore', 'exif']).openapi({
+export const OrientationSchema = z.enum(ORIENTATIONS).openapi({
   description: 'EXIF orientation: `ignore` (default) is the reference-exact mode; `exif` rotates/flips the image upright first.',
 });
-export const ImageFormatSchema = z.enum(['png', 'jpeg', 'webp']);
+export const ImageFormatSchema = z.enum(IMAGE_FORMATS);
 
-const codebookList = z
-  .string()
-  .openapi({ description: 'Comma-separated codebook names (default: all of the model)', example: 'vis,sem_mid' });
+/**
+ * Where a request's options arrive: the query string (strings; lists comma-separated), a JSON body
+ * (typed values, lists as arrays), or `merged`: query and body fields together (multipart fields are
+ * strings), as the handler parses them once, defaults applied. Each route declares its options once,
+ * as a function of the source, so the query, the body and the parse cannot drift apart.
+ */
+type OptionSource = 'query' | 'json' | 'merged';
 
-export const EncodeQuerySchema = z.object({
-  model: z.string().optional().openapi({ description: 'Model name (default: the server default model)' }),
-  version: z.coerce.number().int().positive().optional().openapi({ description: 'Model version (default: the latest)' }),
-  augment: AugmentSchema.optional(),
-  codebooks: codebookList.optional(),
-  orientation: OrientationSchema.optional(),
-  format: z.enum(['json', 'npz']).optional().openapi({ description: 'Response format; `Accept: application/x-npz` also selects NPZ' }),
-});
+/** The schema for this source; typed per source, so that each route's three schemas keep exact types. */
+function bySource<S extends OptionSource, Q, J, M>(source: S, forms: { query: Q; json: J; merged: M }): S extends 'query' ? Q : S extends 'json' ? J : M {
+  return forms[source] as never;
+}
+
+/** An integer option: typed in JSON, coerced from a string elsewhere. */
+const integer = <S extends OptionSource>(source: S) => bySource(source, { query: z.coerce.number().int(), json: z.number().int(), merged: z.coerce.number().int() });
+
+/** `model` and `version`, which every tokenizer route takes. */
+export function modelOptions<S extends OptionSource>(source: S) {
+  return {
+    model: z.string().optional().openapi({ description: 'Model name (default: the server default model)' }),
+    version: integer(source).positive().optional().openapi({ description: 'Model version (default: the latest)' }),
+  };
+}
+
+function codebooksOption<S extends OptionSource>(source: S, description: string) {
+  const list = z.array(z.string()).optional().openapi({ description });
+  return bySource(source, {
+    query: z.string().optional().openapi({ description: `${description}; comma-separated`, example: 'vis,sem_mid' }),
+    json: list,
+    merged: list,
+  });
+}
+
+/** Optional in the query and the body; the default is applied once, when the two are merged. */
+function withDefault<S extends OptionSource, T extends z.ZodType>(source: S, schema: T, value: z.output<T>) {
+  return bySource(source, { query: schema.optional(), json: schema.optional(), merged: schema.default(value as never) });
+}
+
+const EncodeFormatSchema = z.enum(['json', 'npz']).openapi({ description: 'Response format; `Accept: application/x-npz` also selects NPZ' });
+
+/** /encode's options. */
+function encodeOptions<S extends OptionSource>(source: S) {
+  return z.object({
+    ...modelOptions(source),
+    augment: withDefault(source, AugmentSchema, 'none'),
+    codebooks: codebooksOption(source, 'Codebook names (default: all of the model)'),
+    orientation: withDefault(source, OrientationSchema, 'ignore'),
+    format: EncodeFormatSchema.optional(),
+  });
+}
+
+export const EncodeQuerySchema = encodeOptions('query');
+/** The query and body fields merged, as /encode parses them (defaults applied). */
+export const EncodeOptionsSchema = encodeOptions('merged');
 
 export const Base64ImageSchema = z.union([
   z.string().openapi({ description: 'Base64 image bytes, optionally as a data: URL' }),
@@ -63,12 +108,7 @@ export const Base64ImageSchema = z.union([
 export const EncodeJsonBodySchema = z
   .object({
     images: z.array(Base64ImageSchema).min(1),
-    model: z.string().optional(),
-    version: z.number().int().positive().optional(),
-    augment: AugmentSchema.optional(),
-    codebooks: z.array(z.string()).optional(),
-    orientation: OrientationSchema.optional(),
-    format: z.enum(['json', 'npz']).optional(),
+    ...encodeOptions('json').shape,
   })
   .openapi('EncodeJsonRequest');
 
@@ -95,18 +135,24 @@ export const EncodeResponseSchema = z
   })
   .openapi('EncodeResponse');
 
-export const DecodeFormatSchema = z.enum(['png', 'jpeg', 'webp', 'npz']).openapi({
+export const DecodeFormatSchema = z.enum([...IMAGE_FORMATS, 'npz']).openapi({
   description:
     'Image format, or `npz`: one evaluation archive with `arr_0`, uint8 [N, H, W, 3] (as numpy and the ADM evaluation suite read it; `Accept: application/x-npz` also selects it)',
 });
 
-export const DecodeQuerySchema = z.object({
-  model: z.string().optional(),
-  version: z.coerce.number().int().positive().optional(),
-  codebooks: codebookList.optional().openapi({ description: 'Decode with these codebooks only; the others are zeroed (partial decoding)' }),
-  format: DecodeFormatSchema.optional(),
-  quality: z.coerce.number().int().min(1).max(100).optional(),
-});
+/** /decode's options. */
+function decodeOptions<S extends OptionSource>(source: S) {
+  return z.object({
+    ...modelOptions(source),
+    codebooks: codebooksOption(source, 'Decode with these codebooks only; the others are zeroed (partial decoding)'),
+    format: DecodeFormatSchema.optional(),
+    quality: integer(source).min(1).max(100).optional().openapi({ description: 'JPEG and WebP quality' }),
+  });
+}
+
+export const DecodeQuerySchema = decodeOptions('query');
+/** The query and body fields merged, as /decode parses them. */
+export const DecodeOptionsSchema = decodeOptions('merged');
 
 export const FlatSequenceSchema = z
   .array(z.number())
@@ -131,11 +177,7 @@ export const DecodeJsonBodySchema = z
       .record(z.string(), TokenArraySchema)
       .optional()
       .openapi({ description: 'Instead of `images`: one array per codebook, e.g. [B, h*w] from an AR sampler' }),
-    model: z.string().optional(),
-    version: z.number().int().positive().optional(),
-    codebooks: z.array(z.string()).optional(),
-    format: DecodeFormatSchema.optional(),
-    quality: z.number().int().min(1).max(100).optional(),
+    ...decodeOptions('json').shape,
   })
   .passthrough()
   .openapi('DecodeJsonRequest', { description: 'Accepts an /encode JSON response as it is, or `tokens` arrays per codebook; send one of the two' });

@@ -6,12 +6,11 @@ import { toGridSet } from '../inference/token-layout.ts';
 import { renderUsageHistogram } from '../imaging/usage-histogram.ts';
 import { readTokenInput } from './token-input.ts';
 import { validationHook } from './validation.ts';
-import { accepts, parseFields, validJson } from './options.ts';
-import { CodeUsageResponseSchema, DecodeJsonBodySchema, problems } from './schemas.ts';
+import { accepts, parseFields, requestMediaType, validJson } from './options.ts';
+import { CodeUsageResponseSchema, DecodeJsonBodySchema, modelOptions, problems } from './schemas.ts';
 
 const QuerySchema = z.object({
-  model: z.string().optional().openapi({ description: 'Model whose codebooks the codes belong to (default: the server default model)' }),
-  version: z.coerce.number().int().positive().optional(),
+  ...modelOptions('query'),
   top: z.coerce.number().int().min(0).max(1000).optional().openapi({ description: 'How many of the most frequent codes to list (default 10)' }),
   format: z.enum(['json', 'png']).optional().openapi({ description: '`png`: a histogram per codebook (also chosen by `Accept: image/png`)' }),
 });
@@ -45,7 +44,7 @@ const route = createRoute({
 export function statsRoutes(deps: AppDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   return app.openapi(route, async (c) => {
-    const isJson = (c.req.header('content-type') ?? '').startsWith('application/json');
+    const isJson = requestMediaType(c) === 'application/json';
     const input = await readTokenInput(c, isJson ? validJson(c) : undefined, deps.config.maxBodyBytes);
     const options = parseFields(QuerySchema, { ...c.req.valid('query'), ...input.fields }, 'options');
     const tokenizer = deps.registry.get(options.model, options.version);

@@ -3,6 +3,7 @@ import type { Context } from 'hono';
 import { FqError } from '../errors.ts';
 import { readNpz } from '../imaging/npz.ts';
 import type { TokenArray, TokenArrays } from '../inference/token-layout.ts';
+import { requestMediaType } from './options.ts';
 
 export interface TokenInput {
   /** Per codebook, in whatever accepted layout was sent; the model's grid resolves it later. */
@@ -68,7 +69,7 @@ export function arraysFromNpz(bytes: Uint8Array, maxBytes: number): TokenArrays 
 }
 
 export async function readTokenInput(c: Context, jsonBody: unknown, maxBytes: number): Promise<TokenInput> {
-  const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  const type = requestMediaType(c);
   if (type === 'application/json') {
     const { images, tokens, ...fields } = jsonBody as { images?: JsonImages; tokens?: Record<string, unknown> } & Record<string, unknown>;
     if ((images === undefined) === (tokens === undefined)) {

@@ -126,11 +126,6 @@ function kernelWindow(kernel: ResampleKernel, outStart: number, outEnd: number, 
   };
 }
 
-/** Resizes like Pillow's `Image.resize((outWidth, outHeight), resample)` on an 'RGB' image. */
-export function resample(image: RgbImage, outWidth: number, outHeight: number, filter: ResampleFilter): RgbImage {
-  return resampleSpans(image, [{ xs: axisSpan(image.width, outWidth, filter), ys: axisSpan(image.height, outHeight, filter) }]);
-}
-
 /** One resize of a chain, limited to the outputs the next one reads. */
 export interface SpanStep {
   xs: AxisSpan;

@@ -1,7 +1,7 @@
 // The preprocessing entry point: image bytes -> the reference's 256x256 crops, decoded and cut in worker threads.
 //
 //   const preprocessor = createPreprocessor({ maxInputPixels: 64_000_000 });
-//   const crops = await preprocessor.preprocess(bytes, { orientation: 'ignore', augment: 'flip' });
+//   const crops = await preprocessor.preprocess(bytes, { imageSize: 256, orientation: 'ignore', augment: 'flip' });
 //   // crops: Uint8Array[] (1, 2 or 10 of them), each imageSize * imageSize * 3 bytes, HWC RGB
 //   const tensor = cropsToNchw(crops, 256); // float32 [n, 3, 256, 256] in [-1, 1], the encoder's input
 //   await preprocessor.close();
@@ -30,12 +30,12 @@ import 'sharp';
 import { abortReason, FqError } from '../errors.ts';
 import { decodedPixelsInFlight, decodeWaiting, imagesDecoded } from '../metrics.ts';
 import { workerExecArgv } from '../worker-exec-argv.ts';
-import { checkedHeader, type Orientation } from './decode.ts';
+import { checkedHeader, type Orientation } from './read-image.ts';
 import { DecodeGate, type GateState } from './decode-gate.ts';
 import type { PreprocessReply, PreprocessTask } from './preprocess-worker.ts';
 import { DEFAULT_TEN_CROP_RANGE, largestIntermediatePixels, type Augment } from './reference-crop.ts';
 
-export type { Orientation } from './decode.ts';
+export type { Orientation } from './read-image.ts';
 export type { Augment } from './reference-crop.ts';
 
 export interface PreprocessorOptions {
@@ -45,16 +45,13 @@ export interface PreprocessorOptions {
   threads?: number;
   /** Most decoded pixels in flight across all calls (default: 2 * maxInputPixels). */
   maxDecodePixelsInFlight?: number;
-  /** Crop side unless a call says otherwise (default 256). */
-  imageSize?: number;
-  /** The extractor's --crop-range for ten crops (default 1.1; FQGAN also used 1.05). */
-  tenCropRange?: number;
 }
 
 export interface PreprocessOptions {
+  /** Side of the square crops: the model's image_size (every request crops to its model's input). */
+  imageSize: number;
   orientation?: Orientation;
   augment?: Augment;
-  imageSize?: number;
   /** Index of this image in a batch request, copied onto any FqError. */
   item?: number;
   /** The caller stopped waiting (client gone, timeout): skip or stop waiting for the decode. */
@@ -63,7 +60,7 @@ export interface PreprocessOptions {
 
 export interface Preprocessor {
   /** The crops of one image: 1, 2 or 10 buffers of imageSize * imageSize * 3 bytes (HWC RGB). */
-  preprocess(input: Uint8Array, options?: PreprocessOptions): Promise<Uint8Array[]>;
+  preprocess(input: Uint8Array, options: PreprocessOptions): Promise<Uint8Array[]>;
   /** Finishes queued work, then stops the threads. */
   close(): Promise<void>;
 }
@@ -72,9 +69,6 @@ const WORKER_URL = new URL('./preprocess-worker.ts', import.meta.url);
 
 export function createPreprocessor(options: PreprocessorOptions): Preprocessor {
   const threads = options.threads || os.availableParallelism();
-  const defaults = { imageSize: options.imageSize ?? 256, tenCropRange: options.tenCropRange ?? DEFAULT_TEN_CROP_RANGE };
-  if (!isPositiveInteger(defaults.imageSize)) throw new RangeError(`imageSize must be a positive integer, got ${defaults.imageSize}`);
-  if (!(defaults.tenCropRange >= 1)) throw new RangeError(`tenCropRange must be at least 1, got ${defaults.tenCropRange}`);
   if (!isPositiveInteger(options.maxInputPixels)) throw new RangeError(`maxInputPixels must be a positive integer`);
   const pixelBudget = options.maxDecodePixelsInFlight ?? 2 * options.maxInputPixels;
   if (!isPositiveInteger(pixelBudget)) throw new RangeError(`maxDecodePixelsInFlight must be a positive integer`);
@@ -90,9 +84,9 @@ export function createPreprocessor(options: PreprocessorOptions): Preprocessor {
     execArgv: workerExecArgv(),
   });
 
-  async function preprocess(input: Uint8Array, call: PreprocessOptions = {}): Promise<Uint8Array[]> {
+  async function preprocess(input: Uint8Array, call: PreprocessOptions): Promise<Uint8Array[]> {
     if (closed) throw new FqError('unavailable', 'preprocessing has shut down', { item: call.item });
-    const imageSize = call.imageSize ?? defaults.imageSize;
+    const imageSize = call.imageSize;
     if (!isPositiveInteger(imageSize)) throw new FqError('bad_request', `image size must be a positive integer, got ${imageSize}`, { item: call.item });
     if (call.signal?.aborted) throw withItem(abortReason(call.signal), call.item);
     // The header alone (in this thread, cheap) gives the size to budget, and refuses bombs before any wait.
@@ -100,7 +94,7 @@ export function createPreprocessor(options: PreprocessorOptions): Preprocessor {
     let pixels: number;
     try {
       const { width, height } = await checkedHeader(input, options.maxInputPixels);
-      pixels = largestIntermediatePixels(width, height, augment, imageSize, defaults.tenCropRange);
+      pixels = largestIntermediatePixels(width, height, augment, imageSize, DEFAULT_TEN_CROP_RANGE);
       if (pixels > options.maxInputPixels) {
         throw new FqError(
           'too_large',
@@ -122,7 +116,6 @@ export function createPreprocessor(options: PreprocessorOptions): Preprocessor {
       orientation: call.orientation ?? 'ignore',
       augment,
       imageSize,
-      tenCropRange: defaults.tenCropRange,
       maxInputPixels: options.maxInputPixels,
     };
     imagesDecoded.inc();

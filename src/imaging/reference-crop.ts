@@ -3,7 +3,9 @@
 import { axisSpan, resampleSpans, type SpanStep, type ResampleFilter } from './pil-resample.ts';
 import type { RgbImage } from './rgb-image.ts';
 
-export type Augment = 'none' | 'flip' | 'ten_crop';
+/** Views encoded per image: the centre crop; it and its mirror (the reference's extraction); torchvision's TenCrop. */
+export const AUGMENTS = ['none', 'flip', 'ten_crop'] as const;
+export type Augment = (typeof AUGMENTS)[number];
 
 /** The extractor's default `--crop-range`: ten crops are cut from a centre crop this much larger. */
 export const DEFAULT_TEN_CROP_RANGE = 1.1;

@@ -1,7 +1,8 @@
 // Decoder output (float32 CHW, nominally [-1,1]) to 8-bit RGB, and 8-bit RGB to PNG, JPEG or WebP bytes.
 import sharp from 'sharp';
 
-export type ImageFormat = 'png' | 'jpeg' | 'webp';
+export const IMAGE_FORMATS = ['png', 'jpeg', 'webp'] as const;
+export type ImageFormat = (typeof IMAGE_FORMATS)[number];
 
 export const CONTENT_TYPES: Record<ImageFormat, string> = {
   png: 'image/png',

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { BackendName } from '../config.ts';
 import { logger } from '../logger.ts';
-import type { TokenizerBackend } from './backend.ts';
+import type { InferenceBackend } from './backend.ts';
 import type { Manifest } from './manifest.ts';
 import { OnnxBackend, type OnnxBackendOptions } from './onnx-backend.ts';
 import { TorchBackend, type TorchBackendOptions } from './torch-backend.ts';
@@ -36,7 +36,7 @@ export function pythonSeesCuda(python: string): Promise<boolean> {
   return cudaProbe;
 }
 
-export async function createBackend(modelDir: string, manifest: Manifest, label: string, options: BackendOptions): Promise<TokenizerBackend> {
+export async function createBackend(modelDir: string, manifest: Manifest, label: string, options: BackendOptions): Promise<InferenceBackend> {
   const choice = options.backend === 'auto' ? ((await pythonSeesCuda(options.python)) ? 'torch' : 'onnx') : options.backend;
   if (choice === 'onnx') return OnnxBackend.load(modelDir, manifest, options, label);
   try {

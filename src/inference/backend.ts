@@ -1,4 +1,4 @@
-// The backend interface: what the tokenizer needs from an inference engine, batch in, batch out.
+// The inference backend interface: what a served model needs from an inference engine (onnxruntime, torch), batch in, batch out.
 
 /** Token grids of a batch: one Int32Array [batch*h*w] per codebook name. */
 export type TokenBatch = Record<string, Int32Array>;
@@ -18,7 +18,7 @@ export interface BackendHealth {
   reason?: string;
 }
 
-export interface TokenizerBackend {
+export interface InferenceBackend {
   /** The execution provider the sessions actually run on (after any fallback). */
   readonly executionProvider: string;
   readonly info: BackendInfo;

@@ -4,7 +4,7 @@ import type { TokenBatch } from './backend.ts';
 import type { SubmitOptions } from './batcher.ts';
 import { decodeTokensRgb } from './decode-grids.ts';
 import { pipelined } from './pipelined.ts';
-import type { Tokenizer } from './tokenizer.ts';
+import type { ServedModel } from './served-model.ts';
 
 export interface DecodeArchiveOptions {
   codebooks: string[];
@@ -13,7 +13,7 @@ export interface DecodeArchiveOptions {
 }
 
 /** Starts decoding at once; read the archive's output. A failure midway destroys the output with the error. */
-export function decodeToArchive(tokenizer: Tokenizer, tokens: TokenBatch, count: number, options: DecodeArchiveOptions, submit: SubmitOptions = {}): SampleArchive {
+export function decodeToArchive(tokenizer: ServedModel, tokens: TokenBatch, count: number, options: DecodeArchiveOptions, submit: SubmitOptions = {}): SampleArchive {
   const [gh, gw] = tokenizer.model.manifest.grid;
   const down = tokenizer.model.manifest.downsample;
   const archive = createSampleArchive({ count, height: gh * down, width: gw * down });

@@ -4,7 +4,7 @@ import { encodeRgb8, type ImageFormat } from '../imaging/tensor-to-image.ts';
 import type { TokenBatch } from './backend.ts';
 import type { SubmitOptions } from './batcher.ts';
 import { requestScope, type RequestLimits } from './request-scope.ts';
-import type { Tokenizer } from './tokenizer.ts';
+import type { ServedModel } from './served-model.ts';
 
 export interface GridSet {
   /** Per codebook: count*h*w values, grid-major (C order of [count, h, w]). */
@@ -29,7 +29,7 @@ function locate(i: number, grid: readonly [number, number]): string {
 }
 
 /** Checks what the model needs: grid shape, every used codebook present, integer tokens in range. */
-export function validateGrids(tokenizer: Tokenizer, set: GridSet, codebooks: string[]): TokenBatch {
+export function validateGrids(tokenizer: ServedModel, set: GridSet, codebooks: string[]): TokenBatch {
   const manifest = tokenizer.model.manifest;
   const [gh, gw] = manifest.grid;
   if (set.grid[0] !== gh || set.grid[1] !== gw) {
@@ -76,7 +76,7 @@ export interface DecodedRgb {
 
 /** Decodes validated tokens to raw pixels (what an evaluation archive stores). */
 export async function decodeTokensRgb(
-  tokenizer: Tokenizer,
+  tokenizer: ServedModel,
   tokens: TokenBatch,
   count: number,
   codebooks: string[],
@@ -90,7 +90,7 @@ export async function decodeTokensRgb(
 }
 
 export async function decodeGrids(
-  tokenizer: Tokenizer,
+  tokenizer: ServedModel,
   set: GridSet,
   options: DecodeGridsOptions,
   limits: RequestLimits = {},

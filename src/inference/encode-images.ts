@@ -5,10 +5,10 @@ import { cropsToNchw } from '../imaging/preprocess.ts';
 import type { TokenBatch } from './backend.ts';
 import type { Reservation } from './batcher.ts';
 import { requestScope, type RequestLimits } from './request-scope.ts';
-import type { Tokenizer } from './tokenizer.ts';
+import type { ServedModel } from './served-model.ts';
 import { VIEWS, type Augment } from './views.ts';
 
-import type { Orientation } from '../imaging/decode.ts';
+import type { Orientation } from '../imaging/read-image.ts';
 
 export type { Orientation };
 
@@ -43,7 +43,7 @@ export interface EncodedBatch {
 }
 
 /** Checks a requested subset of codebooks against the model; returns them in model order. */
-export function selectCodebooks(tokenizer: Tokenizer, requested: string[] | undefined): string[] {
+export function selectCodebooks(tokenizer: ServedModel, requested: string[] | undefined): string[] {
   const all = tokenizer.codebookNames;
   if (!requested || requested.length === 0) return all;
   const unknown = requested.filter((n) => !all.includes(n));
@@ -54,7 +54,7 @@ export function selectCodebooks(tokenizer: Tokenizer, requested: string[] | unde
 }
 
 /** Room in the encode queue for every view of every image, or a 413 (never fits) / 503 (not now) that says why. */
-function admit(tokenizer: Tokenizer, images: number, augment: Augment): Reservation {
+function admit(tokenizer: ServedModel, images: number, augment: Augment): Reservation {
   const views = VIEWS[augment].length;
   const unit = views === 1 ? 'images' : `views (${images} images x ${views} for augment=${augment})`;
   try {
@@ -69,7 +69,7 @@ function admit(tokenizer: Tokenizer, images: number, augment: Augment): Reservat
 }
 
 export async function encodeImages(
-  tokenizer: Tokenizer,
+  tokenizer: ServedModel,
   cropSource: CropSource,
   images: SourceImage[],
   options: EncodeImagesOptions,

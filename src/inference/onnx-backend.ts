@@ -6,7 +6,7 @@ import { logger } from '../logger.ts';
 import { workerExecArgv } from '../worker-exec-argv.ts';
 import { chooseExecutionProvider, serialisedCreation, type ExecutionProviderSettings, type ProviderEntry } from './execution-providers.ts';
 import type { Manifest } from './manifest.ts';
-import type { BackendInfo, TokenBatch, TokenizerBackend } from './backend.ts';
+import type { BackendInfo, TokenBatch, InferenceBackend } from './backend.ts';
 import type { RunResult, RunTask, SessionConfig, SessionDescription } from './ort-session-worker.ts';
 
 export type OnnxBackendOptions = ExecutionProviderSettings;
@@ -45,7 +45,7 @@ function toInt64(data: Int32Array): BigInt64Array {
   return out;
 }
 
-export class OnnxBackend implements TokenizerBackend {
+export class OnnxBackend implements InferenceBackend {
   private constructor(
     private readonly manifest: Manifest,
     private readonly encoder: SessionThread,

@@ -1,7 +1,7 @@
 // The PyTorch backend: one long-lived worker process per model version, restarted with back-off when it dies or hangs.
 import { FqError } from '../errors.ts';
 import { logger } from '../logger.ts';
-import type { BackendHealth, BackendInfo, TokenBatch, TokenizerBackend } from './backend.ts';
+import type { BackendHealth, BackendInfo, TokenBatch, InferenceBackend } from './backend.ts';
 import type { Manifest } from './manifest.ts';
 import { TorchWorker, WorkerFault, type TorchWorkerOptions, type WorkerReady } from './torch-worker.ts';
 import { frameTensors, type WireArray } from './worker-protocol.ts';
@@ -21,7 +21,7 @@ const FAILED_STARTS_NOT_READY = 3;
 /** Importing torch and loading a large model can take a while on a busy machine. */
 const MIN_START_TIMEOUT_MS = 120_000;
 
-export class TorchBackend implements TokenizerBackend {
+export class TorchBackend implements InferenceBackend {
   private worker: TorchWorker | undefined;
   /** Set while a (re)start is under way; requests wait for it. */
   private starting: Promise<TorchWorker> | undefined;

@@ -4,8 +4,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FqError, type FieldError } from '../errors.ts';
-import type { ModelRegistry } from '../inference/registry.ts';
-import type { Tokenizer } from '../inference/tokenizer.ts';
+import type { ModelRegistry } from '../inference/model-registry.ts';
+import type { ServedModel } from '../inference/served-model.ts';
 import type { JobRow } from '../db/schema.ts';
 import { checkHoldsImages, resolveDataset, type DatasetFolder } from './dataset.ts';
 import type { JobStore } from './job-store.ts';
@@ -112,7 +112,7 @@ function invalid(problems: FieldError[]): FqError {
 }
 
 function baseModel(registry: ModelRegistry, request: FinetuneRequest, problems: FieldError[]) {
-  let tokenizer: Tokenizer;
+  let tokenizer: ServedModel;
   try {
     tokenizer = registry.get(request.base_model, request.base_version);
   } catch (err) {

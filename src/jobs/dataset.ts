@@ -4,10 +4,8 @@ import type { Dirent } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { FqError } from '../errors.ts';
+import { isImageFile, isSharpReadable } from '../imaging/image-files.ts';
 
-// The trainer's list (fqgan/images.py IMAGE_EXTENSIONS); sharp decodes all but BMP and PPM/PGM.
-const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.bmp', '.gif', '.tif', '.tiff', '.ppm', '.pgm']);
-const SHARP_READABLE = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff']);
 const FILES_PROBED = 8;
 const ENTRIES_SCANNED = 10_000; // a quick look, not a full walk of a million-image folder
 
@@ -71,9 +69,9 @@ export async function checkHoldsImages(dataset: DatasetFolder, shownAs: string):
       if (kind === 'folder') {
         const real = e.isSymbolicLink() ? await realpath(full) : full;
         if (!seen.has(real)) queue.push(real), seen.add(real); // a link back up is walked once
-      } else if (kind === 'file' && IMAGE_EXTENSIONS.has(path.extname(e.name).toLowerCase())) {
+      } else if (kind === 'file' && isImageFile(e.name)) {
         anyImageFile = true;
-        if (SHARP_READABLE.has(path.extname(e.name).toLowerCase())) candidates.push(full);
+        if (isSharpReadable(e.name)) candidates.push(full);
       }
     }
   }

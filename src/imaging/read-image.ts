@@ -11,9 +11,10 @@ import { FqError } from '../errors.ts';
 import type { RgbImage } from './rgb-image.ts';
 
 /** `ignore` is the reference's behaviour (Pillow does not rotate); `exif` turns the image upright first. */
-export type Orientation = 'exif' | 'ignore';
+export const ORIENTATIONS = ['ignore', 'exif'] as const;
+export type Orientation = (typeof ORIENTATIONS)[number];
 
-export interface DecodeOptions {
+export interface ReadImageOptions {
   orientation: Orientation;
   /** Images with more pixels (width * height, from the header) are refused before decoding. */
   maxInputPixels: number;
@@ -30,7 +31,7 @@ export async function checkedHeader(input: Uint8Array, maxInputPixels: number): 
   return header;
 }
 
-export async function decodeToRgb(input: Uint8Array, options: DecodeOptions): Promise<RgbImage> {
+export async function decodeToRgb(input: Uint8Array, options: ReadImageOptions): Promise<RgbImage> {
   const header = await checkedHeader(input, options.maxInputPixels);
   try {
     if (header.space === 'cmyk') return await decodeCmyk(input, options);
@@ -60,7 +61,7 @@ async function readHeader(input: Uint8Array): Promise<Header> {
   return { format, width, height, space: space ?? '' };
 }
 
-function reader(input: Uint8Array, options: DecodeOptions): Sharp {
+function reader(input: Uint8Array, options: ReadImageOptions): Sharp {
   const image = sharp(input, {
     // Pillow never applies embedded profiles; applying one changes most bytes of a photo.
     ignoreIcc: true,
@@ -73,7 +74,7 @@ function reader(input: Uint8Array, options: DecodeOptions): Sharp {
 }
 
 /** Every non-CMYK input: libvips' sRGB conversion replicates grey and takes 16-bit high bytes. */
-async function decodeRgb(input: Uint8Array, options: DecodeOptions): Promise<RgbImage> {
+async function decodeRgb(input: Uint8Array, options: ReadImageOptions): Promise<RgbImage> {
   const { data, info } = await reader(input, options)
     .removeAlpha()
     .toColourspace('srgb')
@@ -87,7 +88,7 @@ async function decodeRgb(input: Uint8Array, options: DecodeOptions): Promise<Rgb
  * CMYK: the raw inks (no ICC transform), then Pillow's cmyk2rgb. Like Pillow, libvips reads CMYK
  * JPEGs as Adobe-inverted whether or not the APP14 marker says so (tested with and without it).
  */
-async function decodeCmyk(input: Uint8Array, options: DecodeOptions): Promise<RgbImage> {
+async function decodeCmyk(input: Uint8Array, options: ReadImageOptions): Promise<RgbImage> {
   const { data, info } = await reader(input, options)
     .pipelineColourspace('cmyk')
     .removeAlpha()

@@ -1,7 +1,7 @@
 // One servable model version: its backend behind an encode and a decode micro-batcher.
 import { FqError } from '../errors.ts';
 import { batchSize, droppedRequests, imagesProcessed, inferenceDuration, queueDepth } from '../metrics.ts';
-import type { BackendHealth, BackendInfo, TokenBatch, TokenizerBackend } from './backend.ts';
+import type { BackendHealth, BackendInfo, TokenBatch, InferenceBackend } from './backend.ts';
 import { MicroBatcher, type Reservation, type SubmitOptions } from './batcher.ts';
 import type { Manifest } from './manifest.ts';
 
@@ -57,14 +57,14 @@ function sliceTokens(tokens: TokenBatch, start: number, end: number): TokenBatch
   return out;
 }
 
-export class Tokenizer {
+export class ServedModel {
   private readonly encoder: MicroBatcher<EncodePayload, TokenBatch>;
   private readonly decoder: MicroBatcher<DecodePayload, Uint8Array>;
   readonly codebookNames: string[];
 
   constructor(
     readonly model: ModelRef,
-    private readonly backend: TokenizerBackend,
+    private readonly backend: InferenceBackend,
     private readonly batching: BatchingOptions,
   ) {
     const labels = { model: `${model.name}@${model.version}` };

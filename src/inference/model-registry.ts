@@ -1,4 +1,4 @@
-// The model registry: which model versions are served, their tokenizers, and the default model.
+// The model registry: which model versions are served, each a ServedModel, and the default model.
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { FqError } from '../errors.ts';
@@ -7,7 +7,7 @@ import { modelInfo } from '../metrics.ts';
 import { readManifest } from './manifest.ts';
 import type { BackendHealth, BackendInfo } from './backend.ts';
 import { createBackend, type BackendOptions } from './backend-factory.ts';
-import { Tokenizer, type BatchingOptions, type ModelRef } from './tokenizer.ts';
+import { ServedModel, type BatchingOptions, type ModelRef } from './served-model.ts';
 
 export interface RegistryOptions extends BatchingOptions, BackendOptions {
   defaultModel?: string;
@@ -23,11 +23,11 @@ export interface ModelSummary {
   health: BackendHealth;
 }
 
-const infoLabels = (t: Tokenizer) => ({ model: t.model.name, version: String(t.model.version), execution_provider: t.executionProvider });
+const infoLabels = (t: ServedModel) => ({ model: t.model.name, version: String(t.model.version), execution_provider: t.executionProvider });
 
 export class ModelRegistry {
   /** name -> version -> tokenizer */
-  private readonly models = new Map<string, Map<number, Tokenizer>>();
+  private readonly models = new Map<string, Map<number, ServedModel>>();
   private defaultName: string | undefined;
 
   constructor(private readonly options: RegistryOptions) {
@@ -54,11 +54,11 @@ export class ModelRegistry {
   }
 
   /** Loads a model folder and serves it as `name` version `version`. */
-  async load(name: string, version: number, dir: string): Promise<Tokenizer> {
+  async load(name: string, version: number, dir: string): Promise<ServedModel> {
     const manifest = await readManifest(dir);
     const backend = await createBackend(dir, manifest, `${name}@${version}`, this.options);
     const ref: ModelRef = { name, version, dir, manifest };
-    const tokenizer = new Tokenizer(ref, backend, this.options);
+    const tokenizer = new ServedModel(ref, backend, this.options);
     let versions = this.models.get(name);
     if (!versions) this.models.set(name, (versions = new Map()));
     const previous = versions.get(version);
@@ -89,7 +89,7 @@ export class ModelRegistry {
   }
 
   /** The tokenizer for `name` (default model when omitted), at `version` (latest when omitted). */
-  get(name?: string, version?: number): Tokenizer {
+  get(name?: string, version?: number): ServedModel {
     const wanted = name ?? this.defaultName;
     if (!wanted) throw new FqError('unknown_model', 'no model is loaded');
     const versions = this.models.get(wanted);

@@ -1,14 +1,15 @@
-// The bulk CLI's view of a tokenizer: in this process (registry + preprocessing) or a server over HTTP.
+// The bulk CLI's view of a tokenizer: in this process (model registry + preprocessing) or a server over HTTP.
 import { readNpz, writeNpz } from '../imaging/npz.ts';
 import { readSampleArchive } from '../imaging/sample-archive.ts';
+import type { ImageFormat } from '../imaging/tensor-to-image.ts';
 import type { Config } from '../config.ts';
 import { createPreprocessor } from '../imaging/preprocess.ts';
 import { decodeGrids, decodeTokensRgb, validateGrids, type DecodedRgb } from '../inference/decode-grids.ts';
 import { encodeImages, selectCodebooks, type SourceImage } from '../inference/encode-images.ts';
-import { ModelRegistry } from '../inference/registry.ts';
+import { ModelRegistry } from '../inference/model-registry.ts';
 import { toGridSet, type TokenArrays } from '../inference/token-layout.ts';
 import type { Augment } from '../inference/views.ts';
-import type { Orientation } from '../imaging/decode.ts';
+import type { Orientation } from '../imaging/read-image.ts';
 
 export interface EncodeOptions {
   model?: string;
@@ -33,7 +34,7 @@ export interface ModelInfo {
   codebooks: { name: string; size: number }[];
 }
 
-export interface TokenizerClient {
+export interface CliTokenizer {
   /**
    * Crops (images x views) worth sending at once: enough to fill one inference run. On a GPU that is
    * GPU_BATCH (a GPU's throughput keeps growing with the batch where a CPU's is flat); on a CPU the
@@ -43,7 +44,7 @@ export interface TokenizerClient {
   encode(images: SourceImage[], options: EncodeOptions): Promise<EncodedFiles>;
   describe(model?: string): Promise<ModelInfo>;
   /** Token arrays in any accepted layout -> one image file each. */
-  decode(arrays: TokenArrays, options: { model?: string; format: 'png' | 'jpeg' | 'webp' }): Promise<Buffer[]>;
+  decode(arrays: TokenArrays, options: { model?: string; format: ImageFormat }): Promise<Buffer[]>;
   /** Token arrays in any accepted layout -> raw 8-bit RGB, HWC, one image after another. */
   decodeRgb(arrays: TokenArrays, options: { model?: string }): Promise<DecodedRgb>;
   close(): Promise<void>;
@@ -54,7 +55,7 @@ export const GPU_BATCH = 64;
 /** Crops per request to a CPU server, whose micro-batch maximum the client cannot see (its default is 8). */
 const REMOTE_CPU_BATCH = 16;
 
-export async function localClient(config: Config): Promise<TokenizerClient> {
+export async function localTokenizer(config: Config): Promise<CliTokenizer> {
   const onGpu = config.executionProviders[0] !== 'cpu';
   const preferredBatch = onGpu ? Math.max(GPU_BATCH, config.maxBatch) : config.maxBatch;
   // Bulk work owns this process: one run per batch, and room in the queue for every batch in flight.
@@ -114,7 +115,7 @@ interface ModelsListing {
   models?: { name: string; execution_provider?: string }[];
 }
 
-export async function remoteClient(baseUrl: string, model?: string): Promise<TokenizerClient> {
+export async function remoteTokenizer(baseUrl: string, model?: string): Promise<CliTokenizer> {
 
 interface ModelListing {
   name: string;
