@@ -257,6 +257,34 @@ describe('overload and timeouts', () => {
     }
   });
 
+  test('with no room for even one view, a request is refused before its body is read or parsed', async () => {
+    // Batches of 8 never fill a queue of 4, so request A's 4 images wait there for the batch wait (15 s,
+    // ample for the two requests below) and hold it full; then they run and A is served.
+    const full = await startTestServer({ FQ_MAX_BATCH: '8', FQ_MAX_QUEUE: '4', FQ_MAX_IMAGES: '4', FQ_BATCH_WAIT_MS: '15000' });
+    let a: Promise<Response> | undefined;
+    try {
+      a = fetch(`${full.url}/encode`, { method: 'POST', body: form(...Array.from({ length: 4 }, () => ({ bytes: goodPng }))) });
+      await until('request A fills the queue', async () => (await metric(full.url, 'fqtok_queue_depth', 'operation="encode"')) === 4);
+      // A body that would be a 400 if it were parsed: the 503 shows it was not.
+      const garbled = await fetch(`${full.url}/encode`, {
+        method: 'POST',
+        body: 'not a form at all',
+        headers: { 'content-type': 'multipart/form-data; boundary=xyz' },
+      });
+      const body = (await garbled.json()) as { detail: string };
+      assert.equal(garbled.status, 503, body.detail);
+      assert.ok(Number(garbled.headers.get('retry-after')) >= 1);
+      assert.match(body.detail, /cannot take 1 more views now: 4 waiting to run/);
+      const raw = await fetch(`${full.url}/encode`, { method: 'POST', body: goodPng as Uint8Array<ArrayBuffer>, headers: { 'content-type': 'image/png' } });
+      assert.equal(raw.status, 503);
+      await raw.arrayBuffer();
+      assert.equal((await a).status, 200);
+    } finally {
+      await a?.catch(() => undefined);
+      await full.close();
+    }
+  });
+
   test('preprocessing honours the timeout (504) and the client leaving: what has not started is never decoded', async () => {
     const big = await makeImage(1600, 1200, 'png');
     const slow = await startTestServer({ FQ_REQUEST_TIMEOUT_MS: '1', FQ_PREPROCESS_THREADS: '1' });

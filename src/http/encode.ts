@@ -1,7 +1,9 @@
 // POST /encode: images in, FQGAN token grids out (JSON or NPZ).
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import type { AppDeps } from './app-deps.ts';
 import { encodeImages, type EncodedBatch } from '../inference/encode-images.ts';
+import type { ServedModel } from '../inference/served-model.ts';
 import { writeNpz } from '../imaging/npz.ts';
 import { validationHook } from './validation.ts';
 import { accepts, listOption, parseFields, requestMediaType, validJson } from './options.ts';
@@ -68,9 +70,36 @@ function toJson(tokenizerName: string, version: number, batch: EncodedBatch, nam
   return { model: tokenizerName, version, grid: [h, w] as [number, number], codebooks: batch.codebooks, augment, views: [...batch.views], images };
 }
 
+/**
+ * Under overload most requests are refused: answer those before their uploads are read and parsed,
+ * which would take CPU from the requests being served. Only when no model the request could name has
+ * room for even one view (a raw image body names its model in the query; a form or JSON body may name
+ * another); otherwise the request is admitted whole, or refused, once its images are counted.
+ */
+function refuseEarlyWhenFull(c: Context, deps: AppDeps): void {
+  const query = c.req.query();
+  let candidates: ServedModel[];
+  try {
+    candidates = requestMediaType(c).startsWith('image/') ? [deps.registry.get(query.model, query.version ? Number(query.version) : undefined)] : deps.registry.all();
+  } catch {
+    return; // the full parse reports it
+  }
+  const errors: unknown[] = [];
+  for (const model of candidates) {
+    try {
+      model.reserve('encode', 1, 'views').release();
+      return;
+    } catch (err) {
+      errors.push(err);
+    }
+  }
+  if (errors.length > 0) throw errors[0];
+}
+
 export function encodeRoutes(deps: AppDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   return app.openapi(route, async (c) => {
+    refuseEarlyWhenFull(c, deps);
     const jsonBody = requestMediaType(c) === 'application/json' ? validJson(c) : undefined;
     const input = await readEncodeInput(c, jsonBody, deps.config.maxImages);
     const merged: Record<string, unknown> = { ...c.req.valid('query'), ...input.fields };

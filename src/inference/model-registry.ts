@@ -126,8 +126,13 @@ export class ModelRegistry {
     return this.models.size;
   }
 
+  /** Every served version. */
+  all(): ServedModel[] {
+    return [...this.models.values()].flatMap((v) => [...v.values()]);
+  }
+
   async close(): Promise<void> {
-    const all = [...this.models.values()].flatMap((v) => [...v.values()]);
+    const all = this.all();
     this.models.clear();
     for (const t of all) modelInfo.remove(infoLabels(t));
     await Promise.all(all.map((t) => t.close()));
