@@ -9,12 +9,12 @@
 //   /metrics, which resets the histogram at every scrape; target < 50 ms);
 // - the server's RSS after the first (warm-up) 200 and after all (~2,600) requests (target: within 10%).
 // The server runs in a child process so that the load generator does not share its event loop.
-import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
+import { startServer } from './helpers/start-server.ts';
 import { readManifest } from '../src/inference/manifest.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -36,24 +36,6 @@ const seconds = Number(values.seconds);
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-async function startServer(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/main.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, FQ_PORT: '0', FQ_HOST: '127.0.0.1', FQ_MODELS_DIR: values['models-dir'], FQ_DEFAULT_MODEL: values.model, FQ_MAX_BATCH: String(maxBatch), FQ_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let log = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stderr!.on('data', (chunk: Buffer) => {
-      log += chunk.toString();
-      const match = /"port":(\d+).*fqtok listening/.exec(log);
-      if (match) resolve(Number(match[1]));
-    });
-    child.on('exit', () => reject(new Error(`server exited:\n${log}`)));
-  });
-  return { child, url: `http://127.0.0.1:${port}` };
 }
 
 /** Runs `total` requests with `workers` in flight (or until `seconds` pass); returns latencies (ms) and elapsed s. */
@@ -116,7 +98,7 @@ const jpegs = await Promise.all(
     sharp({ create: { width: 512, height: 512, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 120 + k, sigma: 40 } } }).jpeg({ quality: 90 }).toBuffer(),
   ),
 );
-const { child, url } = await startServer();
+const { child, url } = await startServer({ FQ_MODELS_DIR: values['models-dir'], FQ_DEFAULT_MODEL: values.model, FQ_MAX_BATCH: String(maxBatch) });
 try {
   let n = 0;
   const encodeOnce = async () => {

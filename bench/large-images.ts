@@ -7,14 +7,11 @@
 // peak (VmHWM) come from /proc/<pid>/status of the server (Linux), after every burst and after
 // `--idle-seconds` without requests. `--env` passes extra environment variables to the server
 // (e.g. FQ_MAX_DECODE_PIXELS_IN_FLIGHT, MALLOC_ARENA_MAX) to compare settings across runs.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
+import { startServer } from './helpers/start-server.ts';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const { values } = parseArgs({
   options: {
     bursts: { type: 'string', default: '4' },
@@ -26,29 +23,6 @@ const { values } = parseArgs({
   },
 });
 const extraEnv = Object.fromEntries(values.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-
-async function startServer(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/main.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, FQ_PORT: '0', FQ_HOST: '127.0.0.1', FQ_LOG_LEVEL: 'info', ...extraEnv },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let log = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      log += chunk.toString();
-      const match = /"port":(\d+).*fqtok listening/.exec(log);
-      if (match) {
-        child.stderr!.off('data', onData);
-        child.stderr!.resume();
-        resolve(Number(match[1]));
-      }
-    };
-    child.stderr!.on('data', onData);
-    child.on('exit', () => reject(new Error(`server exited:\n${log}`)));
-  });
-  return { child, url: `http://127.0.0.1:${port}` };
-}
 
 /** VmRSS and VmHWM of a process in MB. */
 async function memory(pid: number): Promise<{ rss_mb: number; peak_rss_mb: number }> {
@@ -62,7 +36,7 @@ const height = Number(values.height);
 const jpeg = await sharp({ create: { width, height, channels: 3, background: '#7a8a6a', noise: { type: 'gaussian', mean: 120, sigma: 6 } } })
   .jpeg({ quality: 80 })
   .toBuffer();
-const { child, url } = await startServer();
+const { child, url } = await startServer(extraEnv);
 try {
   const pid = child.pid!;
   const samples: Record<string, unknown>[] = [{ when: 'started', ...(await memory(pid)) }];

@@ -10,13 +10,10 @@
 // - images decoded for refused requests, from the server's own counters (should be 0);
 // - refusal times as the client sees them and as the server timed them (its duration histogram).
 // The server runs in a child process (FQ_MAX_QUEUE = --max-queue) so the load generator does not share its event loop.
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
+import { startServer } from './helpers/start-server.ts';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '15' },
@@ -30,30 +27,6 @@ const overload = Number(values.overload);
 
 function percentile(sorted: number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-async function startServer(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/main.ts')], {
-    cwd: ROOT,
-    // Logs stay on (info): logging every 503 is part of what a refusal costs.
-    env: { ...process.env, FQ_PORT: '0', FQ_HOST: '127.0.0.1', FQ_MAX_QUEUE: values['max-queue'], FQ_MAX_IMAGES: values['max-queue'], FQ_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let log = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      log += chunk.toString();
-      const match = /"port":(\d+).*fqtok listening/.exec(log);
-      if (match) {
-        child.stderr!.off('data', onData);
-        child.stderr!.resume(); // keep draining, unread
-        resolve(Number(match[1]));
-      }
-    };
-    child.stderr!.on('data', onData);
-    child.on('exit', () => reject(new Error(`server exited:\n${log}`)));
-  });
-  return { child, url: `http://127.0.0.1:${port}` };
 }
 
 /** Sum of a metric's samples whose labels contain every one of `labels`. */
@@ -139,7 +112,7 @@ const jpegs = await Promise.all(
     sharp({ create: { width: 512, height: 512, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 120 + k, sigma: 40 } } }).jpeg({ quality: 90 }).toBuffer(),
   ),
 );
-const { child, url } = await startServer();
+const { child, url } = await startServer({ FQ_MAX_QUEUE: values['max-queue'], FQ_MAX_IMAGES: values['max-queue'] });
 try {
   let n = 0;
   const encodeOnce = () =>
