@@ -1,4 +1,4 @@
-// Starts `python -m <module>` as a child that cannot outlive this process, even after `kill -9`.
+// Python children that cannot outlive this process, even after `kill -9`: the launcher, their environment, signalling their group.
 import path from 'node:path';
 
 export const TRAINER_DIR = path.resolve(import.meta.dirname, '../trainer');
@@ -31,4 +31,15 @@ export function childEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1' };
   delete env.FQ_ADMIN_TOKEN;
   return env;
+}
+
+/** Signals a whole process group; a group that is already gone is fine. */
+export function signalGroup(pid: number | undefined, signal: NodeJS.Signals): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { logger } from '../logger.ts';
-import { childEnv, launcherArgs, TRAINER_DIR } from '../python-launcher.ts';
+import { childEnv, launcherArgs, signalGroup, TRAINER_DIR } from '../python-launcher.ts';
 import { encodeFrame, FrameReader, type Frame, type FrameHeader, type WireArray } from './worker-protocol.ts';
 
 export interface TorchWorkerOptions {
@@ -149,11 +149,8 @@ export class TorchWorker {
   }
 
   private signal(signal: NodeJS.Signals): void {
-    try {
-      process.kill(-this.child.pid!, signal); // its process group: the launcher execs, so this is the worker
-    } catch {
-      this.child.kill(signal);
-    }
+    // Its process group: the launcher execs, so this is the worker.
+    if (!signalGroup(this.child.pid, signal)) this.child.kill(signal);
   }
 
   private dispatch(frame: Frame): void {

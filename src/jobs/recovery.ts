@@ -4,9 +4,9 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { JobRow } from '../db/schema.ts';
 import { logger } from '../logger.ts';
+import { signalGroup } from '../python-launcher.ts';
 import type { JobStore } from './job-store.ts';
 import { jobPaths } from './layout.ts';
-import { signalGroup } from './trainer-process.ts';
 
 /** A job that keeps crashing the service (or being crashed) is not resumed forever. */
 export const MAX_ATTEMPTS = 3;

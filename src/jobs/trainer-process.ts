@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { childEnv, launcherArgs, TRAINER_DIR } from '../python-launcher.ts';
+import { childEnv, launcherArgs, signalGroup, TRAINER_DIR } from '../python-launcher.ts';
 
 // Started through the shared launcher so the trainer dies with the service even on `kill -9`; on
 // SIGTERM the trainer saves a checkpoint and stops, which is what recovery resumes from.
@@ -72,17 +72,6 @@ export class TrainerProcess {
     signalGroup(this.child.pid, 'SIGTERM');
     this.killTimer = setTimeout(() => signalGroup(this.child.pid, 'SIGKILL'), graceMs);
     this.killTimer.unref();
-  }
-}
-
-/** Signals a whole process group; a group that is already gone is fine. */
-export function signalGroup(pid: number | undefined, signal: NodeJS.Signals): boolean {
-  if (!pid) return false;
-  try {
-    process.kill(-pid, signal);
-    return true;
-  } catch {
-    return false;
   }
 }
 
