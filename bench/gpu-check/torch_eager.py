@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "trainer"))
 sys.path.insert(0, os.path.join(HERE, ".."))
 
 from fqgan.checkpoint import load_served_model  # noqa: E402
-from fqgan.export import token_margins  # noqa: E402
+from fqgan.codes import token_margins  # noqa: E402
 from torch_throughput import generated_images  # noqa: E402
 
 CLEAR_MARGIN = 1e-3  # bf16 rounds scores at ~1e-2 relative; below this a token is called a near-tie
@@ -72,7 +72,7 @@ def main() -> None:
     model = load_served_model(args.model_dir).to(device).eval()
     size = model.config.image_size
     images = generated_images(max(batches), size).to(device)
-    margins = {k: v.float() for k, v in token_margins(model, images).items()}  # fp32 (TF32 off below)
+    margins = token_margins(model, images)  # exact fp32 (TF32 and autocast off), as every agreement check
 
     result = {"part": "torch_eager", "device": args.device, "torch": torch.__version__,
               "device_name": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",

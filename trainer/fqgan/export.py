@@ -24,11 +24,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import __version__
 from .checkpoint import CheckpointError, file_sha256, load_checkpoint, save_checkpoint
+from .codes import masked_code_vectors, token_margins
 from .config import PRESETS, ModelConfig, preset
 from .model import FQGAN
 
@@ -69,7 +69,7 @@ class EncoderGraph(_FrozenCodebooks):
     """image [B,3,S,S] -> one int64 [B,h,w] token grid per codebook.
 
     The normalised codebooks are frozen into buffers computed by PyTorch itself, so the ONNX graph
-    searches exactly the vectors PyTorch searches, with the same dot-product formula.
+    searches exactly the vectors PyTorch searches, with the same search (codes.nearest_codes).
     """
 
     def forward(self, image: Tensor) -> Tuple[Tensor, ...]:
@@ -86,11 +86,8 @@ class DecoderGraph(_FrozenCodebooks):
 
     def forward(self, *inputs: Tensor) -> Tensor:
         *grids, mask = inputs
-        vectors = {
-            name: F.embedding(grid, getattr(self, f"codebook_{name}")).permute(0, 3, 1, 2) * mask[i]
-            for i, (name, grid) in enumerate(zip(self.names, grids))
-        }
-        return self.model.decode(vectors)
+        codebooks = {name: getattr(self, f"codebook_{name}") for name in self.names}
+        return self.model.decode(masked_code_vectors(dict(zip(self.names, grids)), codebooks, self.names, mask))
 
 
 def _onnx_export(module: nn.Module, args: Tuple[Tensor, ...], path: str, input_names: List[str],
@@ -141,22 +138,6 @@ def _write_tensor(directory: str, name: str, tensor: Tensor, index: Dict[str, An
     file_name = f"{name}.bin"
     array.astype(dtype).tofile(os.path.join(directory, file_name))
     index[name] = {"file": file_name, "dtype": str(array.dtype), "shape": list(array.shape)}
-
-
-@torch.no_grad()
-def token_margins(model: FQGAN, images: Tensor) -> Dict[str, Tensor]:
-    """Per token, how much the best code's score beats the runner-up's ([B, h, w] per codebook).
-
-    Two runtimes compute the encoder with float32 rounding differences of ~1e-5; a token whose
-    margin is below that is a tie at float precision, and either runtime may pick either code.
-    """
-    margins = {}
-    for name, z in model.pre_quant(images).items():
-        quantizer = model.quantizer(name)
-        scores = torch.matmul(quantizer.prepare(z), quantizer.codebook().t())
-        top = scores.topk(2, dim=-1).values
-        margins[name] = top[..., 0] - top[..., 1]
-    return margins
 
 
 @torch.no_grad()
