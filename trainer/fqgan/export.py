@@ -228,16 +228,30 @@ def _replace_directory(staging: str, out: str) -> None:
         shutil.rmtree(previous, ignore_errors=True)
 
 
+def cpu_float_copy(model: FQGAN) -> FQGAN:
+    """A float32 copy of `model` on the CPU, in eval mode, whatever device and dtype it trained in.
+
+    The exporter's example inputs, the ONNX trace and the saved weights are all CPU float32; a model
+    still on the GPU (or in another dtype) would meet them half-way. The caller's model is untouched.
+    """
+    with torch.random.fork_rng(devices=[]):  # the copy's throw-away init must not move the caller's RNG
+        copy = FQGAN(model.config)
+    state = {k: v.detach().to("cpu", torch.float32) if v.is_floating_point() else v.detach().cpu()
+             for k, v in model.state_dict().items()}
+    copy.load_state_dict(state, strict=True)
+    return copy.eval()
+
+
 def export_model(model: FQGAN, out: str, source: Dict[str, Any], preset_name: Optional[str],
                  checkpoint: Optional[str], embed_checkpoint: bool) -> Dict[str, Any]:
-    """Write the model directory `out` atomically; returns the manifest."""
+    """Write the model directory `out` atomically from a CPU float32 copy of `model`; returns the manifest."""
     out = os.path.abspath(out)
     _check_replaceable(out)
     parent = os.path.dirname(out)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-", dir=parent)
     try:
-        model.eval()
+        model = cpu_float_copy(model)
         log("exporting encoder.onnx")
         export_encoder(model, os.path.join(staging, "encoder.onnx"))
         log("exporting decoder.onnx")

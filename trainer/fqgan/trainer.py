@@ -289,8 +289,8 @@ class Trainer:
         weights = "ema" if self.ema is not None else "model"
         source = {**self.source, "kind": "finetune", "path": checkpoint, "weights": weights,
                   "sha256": file_sha256(checkpoint) if checkpoint else None, "steps": self.step}
+        # export_model works on a CPU float32 copy: the model stays on its device, in its mode.
         export_model(model, out, source, preset_name_of(model.config), checkpoint, embed_checkpoint=False)
-        self.model.train()  # export switches the model to eval; the EMA copy stays in eval anyway
         self.events.emit("exported", path=os.path.abspath(out))
 
 

@@ -1,4 +1,5 @@
 """The export CLI: model directory + manifest, fixture, and one clean error per bad input."""
+import copy
 import json
 import os
 import re
@@ -11,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TRAINER_DIR
+from conftest import TRAINER_DIR, small_config
 from fqgan.checkpoint import file_sha256, load_checkpoint, load_served_model, save_checkpoint
 from fqgan.config import preset
-from fqgan.export import OPSET
+from fqgan.export import OPSET, export_model, write_fixture
 from fqgan.model import FQGAN
 
 
@@ -200,3 +201,29 @@ def test_codes_without_l2_norm_export_the_euclidean_search_and_its_margins(tmp_p
         assert clear.mean() > 0.9, f"{name}: too few clear tokens to compare"
         np.testing.assert_array_equal(tokens[clear], nearest.indices[:, 0].numpy()[clear])
         np.testing.assert_array_equal(np.array(onnx_tokens[name])[clear], tokens[clear])
+
+
+@pytest.mark.skipif(NODE is None, reason="runs the exported graph in the service's onnxruntime-node")
+def test_export_works_from_a_cpu_float_copy_whatever_the_model_trained_in(tmp_path):
+    """The trainer hands over its model as it trained: on the GPU, in train mode, maybe not float32.
+    The CPU float32 example inputs of the trace meet float64 weights as they would meet CUDA weights
+    (the trace fails); float64 is the foreign placement a CPU-only suite can make."""
+    torch.manual_seed(0)
+    model = FQGAN(small_config())
+    reference = copy.deepcopy(model).eval()
+    trained = model.double().train()
+    out = tmp_path / "model"
+    export_model(trained, str(out), {"kind": "test"}, None, None, embed_checkpoint=False)
+    assert trained.training and next(trained.parameters()).dtype == torch.float64  # the caller's model as it was
+
+    served = load_checkpoint(str(out / "weights.pt")).model.state_dict()
+    for key, value in reference.state_dict().items():
+        assert served[key].dtype == value.dtype and served[key].device.type == "cpu" and torch.equal(served[key], value), key
+    fixture = tmp_path / "fixture"
+    index = write_fixture(reference, str(fixture))
+    proc = subprocess.run([NODE, ORT_ENCODE, str(out), str(fixture)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for name, tokens in json.loads(proc.stdout).items():
+        expected = read_bin(fixture, index["tensors"][f"tokens_{name}"]).reshape(-1)
+        clear = read_bin(fixture, index["tensors"][f"margins_{name}"]).reshape(-1) > 1e-4
+        np.testing.assert_array_equal(np.array(tokens)[clear], expected[clear])
