@@ -134,8 +134,8 @@ def load_teachers(spec: TrainSpec, device: torch.device) -> Dict[str, Teacher]:
         if path is None:
             raise _refuse(f"weights.{kind}", f"is required for the {codebook} codebook's distillation")
         try:
-            teachers[kind] = load_teacher(kind, path).to(device)
-        except (OSError, ValueError, KeyError, RuntimeError) as error:
+            teachers[kind] = load_teacher(kind, path, spec.weights.teacher_loader).to(device)
+        except (OSError, ValueError, KeyError, RuntimeError, ImportError) as error:
             raise _refuse(f"weights.{kind}", f"cannot load the {kind} teacher: {error}") from None
     return teachers
 

@@ -100,12 +100,12 @@ def test_check_names_every_bad_field(tmp_path, assets):
     spec = make_spec(assets.dataset, str(tmp_path / "out"), lr=-1, disc_loss="wasserstein", batch_size=2.5,
                      perceptual_weight=1.0, semantic_weight=0.5, image_size=64)
     spec["hyperparameters"]["lrr"] = 1
-    spec["weights"] = {"clip": str(tmp_path / "missing-clip")}
+    spec["weights"] = {"clip": str(tmp_path / "missing-clip"), "teacher_loader": "auto"}
     code, events, _ = run_train(["--spec", save_spec(spec, str(tmp_path / "bad.json")), "--check"])
     assert code == 2
     fields = {e["field"] for e in events}
     assert fields == {"hyperparameters.lr", "hyperparameters.disc_loss", "hyperparameters.batch_size",
-                      "hyperparameters.lrr"}  # type errors stop parsing before file checks
+                      "hyperparameters.lrr", "weights.teacher_loader"}  # type errors stop parsing before file checks
     assert all(e["event"] == "error" and e["field"] in e["message"] for e in events)
 
     spec = make_spec(assets.dataset, str(tmp_path / "out"), perceptual_weight=1.0, semantic_weight=0.5, image_size=64)
