@@ -28,8 +28,8 @@ from fqgan import distributed  # noqa: E402
 from fqgan.config import preset  # noqa: E402
 from fqgan.events import Events  # noqa: E402
 from fqgan.lpips import VGG16Features  # noqa: E402
-from fqgan.train_config import TrainSpec  # noqa: E402
-from fqgan.trainer import StopFlag, Trainer  # noqa: E402
+from fqgan.train.spec import TrainSpec  # noqa: E402
+from fqgan.train.trainer import StopFlag, Trainer  # noqa: E402
 from fqgan.vit import ClipVision, DinoV2, ViTConfig  # noqa: E402
 from teacher_fixtures import save_pretrained, tiny_backbone  # noqa: E402  (test towers, trainer/tests)
 

@@ -21,8 +21,8 @@ from fqgan.data import eval_loader
 from fqgan.events import Events
 from fqgan.model import FQGAN
 from fqgan.stopping import StopFlag
-from fqgan.train_config import TrainSpec
-from fqgan.trainer import Trainer
+from fqgan.train.spec import TrainSpec
+from fqgan.train.trainer import Trainer
 from train_helpers import (TRAINER_DIR, cli_env, make_spec, of_kind, one_thread, parse_events,  # noqa: F401
                            run_train, save_spec, write_corrupt, write_images, write_lpips_weights, write_teachers)
 
@@ -88,7 +88,7 @@ def test_check_accepts_a_valid_spec_without_importing_torch(tmp_path, assets):
     path, _ = spec_file(tmp_path, assets)
     code, events, _ = run_train(["--spec", path, "--check"])
     assert code == 0 and [e["event"] for e in events] == ["valid"]
-    probe = ("import sys; from fqgan.train_config import TrainSpec; from fqgan.validate import check_spec; "
+    probe = ("import sys; from fqgan.train.spec import TrainSpec; from fqgan.train.validate import check_spec; "
              f"import json; print(check_spec(TrainSpec.from_dict(json.load(open({path!r}))))); "
              "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], cwd=TRAINER_DIR, env=cli_env(), capture_output=True,
