@@ -1,8 +1,10 @@
 // gpu-check part: onnxruntime-node's WebGPU EP on one exported model: encode and decode images/s per
 // batch size for preferredLayout NCHW and NHWC, token agreement and decode difference against the CPU EP.
-// Plain JavaScript so that a bare `node` binary runs it (the GPU machine has no tsx); prints one JSON object.
+// Plain JavaScript so that a bare `node` binary runs it (the GPU machine has no tsx); prints one JSON object:
+// "measured" counts its figures, "errors" names each layout that failed (e.g. no WebGPU adapter), and a
+// figure that would not fit in --budget-s is listed as skipped. Nothing measured exits 1.
 //
-//   node bench/gpu-check/ort_webgpu.mjs --model-dir DIR [--batches 1,8,32] [--seconds 3] [--check-images 8]
+//   node bench/gpu-check/ort_webgpu.mjs --model-dir DIR [--batches 1,8,32] [--seconds 3] [--check-images 8] [--budget-s 120]
 //   ORT_NODE_MODULES=/carry/node_modules   where onnxruntime-node lives (default: the repository's)
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
@@ -22,8 +24,15 @@ const { values } = parseArgs({
     'check-images': { type: 'string', default: '8' },
     layouts: { type: 'string', default: 'NCHW,NHWC' },
     provider: { type: 'string', default: 'webgpu' },
+    'budget-s': { type: 'string', default: '120' },
+    'min-runs': { type: 'string', default: '2' },
   },
 });
+const started = performance.now();
+const deadline = started + Number(values['budget-s']) * 1000;
+const minRuns = Number(values['min-runs']);
+let longest = 0; // the slowest figure so far: the next one is skipped unless that much time is left
+const timeLeft = () => performance.now() + longest <= deadline;
 const modelDir = values['model-dir'];
 if (!modelDir) throw new Error('--model-dir is required');
 const manifest = JSON.parse(readFileSync(path.join(modelDir, 'manifest.json'), 'utf8'));
@@ -76,14 +85,17 @@ async function decode(s, tokens, count) {
 }
 
 async function perSecond(fn, batch) {
+  const begun = performance.now();
   await fn(); // warm-up: shader compilation, buffer allocation
   let runs = 0;
   const start = performance.now();
-  while (runs < 2 || performance.now() - start < seconds * 1000) {
+  while (runs < minRuns || performance.now() - start < seconds * 1000) {
     await fn();
     runs++;
   }
-  return Number(((batch * runs * 1000) / (performance.now() - start)).toFixed(3));
+  const end = performance.now();
+  longest = Math.max(longest, end - begun);
+  return Number(((batch * runs * 1000) / (end - start)).toFixed(3));
 }
 
 const maxBatch = Math.max(...batches, checkImages);
@@ -94,8 +106,12 @@ const reference = await encode(cpuEncoder, input, checkImages);
 const nearby = await encode(cpuEncoder, input.map((v, i) => v + EPSILON * (((i * 2654435761) % 1000) / 500 - 1)), checkImages);
 const referenceImages = await decode(cpuDecoder, reference, checkImages);
 
-const result = { part: 'ort_webgpu', provider: values.provider, onnxruntime: ort.env.versions?.common ?? null, image_size: size, batches, seconds_per_figure: seconds, check_images: checkImages, layouts: {} };
+const result = { part: 'ort_webgpu', provider: values.provider, onnxruntime: ort.env.versions?.common ?? null, image_size: size, batches, seconds_per_figure: seconds, check_images: checkImages, layouts: {}, skipped: [], errors: [], measured: 0 };
 for (const layout of values.layouts.split(',')) {
+  if (!timeLeft()) {
+    result.skipped.push(`${layout} (time budget)`);
+    continue;
+  }
   const provider = values.provider === 'cpu' ? 'cpu' : { name: values.provider, preferredLayout: layout };
   const entry = { encode_images_per_s: {}, decode_images_per_s: {} };
   try {
@@ -120,16 +136,25 @@ for (const layout of values.layouts.split(',')) {
     let maxAbs = 0;
     for (let i = 0; i < decoded.length; i++) maxAbs = Math.max(maxAbs, Math.abs(decoded[i] - referenceImages[i]));
     entry.decode_max_abs_vs_cpu = Number(maxAbs.toPrecision(4));
+    result.measured += 2; // the agreement and the decode difference
     for (const batch of batches) {
+      if (!timeLeft()) {
+        result.skipped.push(`${layout} batch ${batch} (time budget)`);
+        continue;
+      }
       entry.encode_images_per_s[batch] = await perSecond(() => encode(encoder, input, batch), batch);
       const codes = await encode(encoder, input, batch);
       entry.decode_images_per_s[batch] = await perSecond(() => decode(decoder, codes, batch), batch);
+      result.measured += 2;
     }
     await encoder.release();
     await decoder.release();
   } catch (err) {
     entry.error = String(err?.message ?? err).slice(0, 500);
+    result.errors.push(`${layout}: ${entry.error}`);
   }
   result.layouts[layout] = entry;
 }
+result.seconds = Number(((performance.now() - started) / 1000).toFixed(1));
 process.stdout.write(`${JSON.stringify(result)}\n`);
+process.exitCode = result.measured > 0 ? 0 : 1;
