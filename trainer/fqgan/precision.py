@@ -16,7 +16,8 @@ import torch
 def _has_new_tf32_api() -> bool:
     try:
         # torch 1.13's backend modules raise AssertionError, not AttributeError, for unknown names.
-        return isinstance(torch.backends.cuda.matmul.fp32_precision, str)
+        return (isinstance(torch.backends.cuda.matmul.fp32_precision, str)
+                and isinstance(torch.backends.cudnn.conv.fp32_precision, str))
     except Exception:
         return False
 

@@ -89,3 +89,22 @@ def test_exact_fp32_turns_tf32_and_autocast_off_and_restores_them():
         assert tf32_enabled() == (False, False)
     finally:
         restore_tf32(saved)
+
+
+def test_torch_2_9s_tf32_api_is_used_alone_where_it_exists(monkeypatch):
+    """torch >= 2.9 refuses to mix the legacy allow_tf32 flags with fp32_precision: only the new one is set."""
+    import types
+
+    from fqgan import precision
+
+    matmul, conv = types.SimpleNamespace(fp32_precision="none"), types.SimpleNamespace(fp32_precision="tf32")
+    monkeypatch.setattr(precision, "NEW_TF32_API", True)
+    monkeypatch.setattr(torch.backends.cuda, "matmul", matmul)
+    monkeypatch.setattr(torch.backends.cudnn, "conv", conv, raising=False)
+    legacy_conv = torch.backends.cudnn.allow_tf32
+    set_tf32(True)
+    assert (matmul.fp32_precision, conv.fp32_precision) == ("tf32", "tf32") and tf32_enabled() == (True, True)
+    with exact_fp32("cpu"):
+        assert (matmul.fp32_precision, conv.fp32_precision) == ("ieee", "ieee")
+    assert (matmul.fp32_precision, conv.fp32_precision) == ("tf32", "tf32")
+    assert torch.backends.cudnn.allow_tf32 == legacy_conv  # the legacy flag was not touched
