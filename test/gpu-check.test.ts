@@ -79,7 +79,7 @@ test('gpu-check run.sh --device cpu --quick: every CPU part measures what it was
   assert.equal(webgpu.measured, 8, JSON.stringify(webgpu));
   for (const layout of ['NCHW', 'NHWC']) {
     const entry = webgpu.layouts[layout];
-    assert.equal(entry.error, undefined, entry.error);
+    assert.equal(entry.errors, undefined, entry.errors?.join('; '));
     assert.ok(entry.tokens_compared > 0 && entry.token_agreement_with_cpu_clear === 1, layout);
     assert.ok(entry.decode_max_abs_vs_cpu <= 1e-3, `${layout}: decode differs from the CPU EP by ${entry.decode_max_abs_vs_cpu}`);
     assert.deepEqual(Object.keys(entry.encode_images_per_s), ['1']);
@@ -109,7 +109,16 @@ test('gpu-check fails when a part measured nothing: WebGPU without a Vulkan driv
   assert.deepEqual(Object.keys(result.parts), ['env', 'export', 'ort_webgpu']);
   assert.deepEqual(result.summary.failed, ['ort_webgpu']);
   const webgpu = result.parts.ort_webgpu!;
-  assert.match(webgpu.reason!, /^it measured nothing: NCHW: .*adapter.*; NHWC: /s);
+  assert.match(webgpu.reason!, /^it measured nothing: NCHW session: .*adapter.*; NHWC session: /s);
   assert.equal(webgpu.result!.measured, 0);
   assert.equal(result.parts.env!.result!.vulkan.preset, '/nonexistent/nvidia_icd.json');
+});
+
+test('gpu-check in its GPU schedule: the first part starts in its own slot', { timeout: TIMEOUT_MS + 30_000 }, async () => {
+  const { code, log, result } = await runCheck(['--device', 'cpu', '--parts', 'env']);
+  assert.equal(code, 0, log);
+  assert.deepEqual(Object.keys(result.parts), ['env']);
+  assert.equal(result.parts.env!.status, 'ok', result.parts.env!.reason);
+  assert.equal(result.schedule.parts[0]!.part, 'env');
+  assert.ok((result.parts.env!.result!.nproc as number) > 0);
 });

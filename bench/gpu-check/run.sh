@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The prepared GPU check: one run on a GPU machine (H100/H200, CUDA driver, python3 with torch+cu, no Node,
-# no network) writes one JSON file, $OUT/gpu-check.json, within one 10-minute command (520 s of parts,
+# no network) writes one JSON file, $OUT/gpu-check.json, within one 10-minute command (515 s of parts,
 # then the merge). Parts, in the order they run: the paths that have never run first.
 #
 #   part            GPU  quick  what
-#   env              15    30   GPU, driver, torch, node; finds the NVIDIA Vulkan driver and what it lacks (lib/env.py)
+#   env              20    30   GPU, driver, torch, node; finds the NVIDIA Vulkan driver and what it lacks (lib/env.py)
 #   finetune        140   150   3 bf16 steps by torchrun of the trainer CLI, its evaluation and its ONNX export
 #                               from the GPU-trained model (lib/finetune.py); that model serves the parts below
 #   export           45    60   only when the fine-tune left no model: random VQ-16 (quick: tiny-16) exported
@@ -16,7 +16,8 @@
 #
 # A part may run until the sum of its planned seconds and those of every part before it, so time a part
 # leaves unused goes to the later ones and none can take a later part's time. Each is told its seconds
-# (--budget-s: the slot less 15 s to print its JSON) and killed 5 s past its slot. A part that measured
+# (--budget-s: the slot less 15 s to print its JSON) and killed 5 s past its slot. The clock starts
+# before the carried node is unpacked, so the schedule covers the whole command. A part that measured
 # nothing, or did not say what it measured, has failed; the exit status is 0 only when every part is ok
 # or skipped by design. NVIDIA_TF32_OVERRIDE is deliberately not set: the torch parts measure TF32 on
 # and off, and the ORT part runs on Vulkan, which TF32 does not touch.
@@ -49,7 +50,7 @@ quick_flag=(); [ $quick -eq 1 ] && quick_flag=(--quick)
 GRACE_S=15
 
 # name, planned seconds on a GPU, in quick mode
-SCHEDULE="env 15 30
+SCHEDULE="env 20 30
 finetune 140 150
 export 45 60
 train_throughput 60 90
@@ -69,8 +70,9 @@ total=${GPU_CHECK_TOTAL_S:-$cumulative}
 printf '{"device": "%s", "quick": %s, "total_s": %s, "grace_s": %s, "parts": [%s]}\n' \
   "$device" "$quick" "$total" "$GRACE_S" "$schedule_json" > "$parts/schedule.json"
 
-status() { # name status [extra json fields]
+status() { # name status [extra json fields]; order.txt keeps the order the parts ran in
   printf '{"status": "%s"%s}\n' "$2" "${3:+, $3}" > "$parts/$1.status"
+  echo "$1" >> "$parts/order.txt"
 }
 
 selected() { [ -z "$only" ] || [[ "$only" == *",$1,"* ]]; }
@@ -84,12 +86,14 @@ run_part() {
   end=${slot_end[$name]}
   [ "$end" -gt $(( started + total )) ] && end=$(( started + total ))
   budget=$(( end - now ))
-  if [ "$budget" -le $(( GRACE_S + 5 )) ]; then
+  if [ "$budget" -lt 5 ]; then
     status "$name" failed "\"budget_s\": $budget, \"reason\": \"no time left: its slot ended before it could start\""
     return 1
   fi
-  local args=() arg
-  for arg in "$@"; do [ "$arg" = @BUDGET@ ] && args+=("$(( budget - GRACE_S ))") || args+=("$arg"); done
+  # What the part is told: its slot less the time to print its JSON and exit (half of a short slot).
+  local inner=$(( budget - GRACE_S )) args=() arg
+  [ "$inner" -lt $(( budget / 2 )) ] && inner=$(( budget / 2 ))
+  for arg in "$@"; do [ "$arg" = @BUDGET@ ] && args+=("$inner") || args+=("$arg"); done
   local start rc seconds
   start=$(date +%s.%N)
   timeout -k 5 "$budget" "${args[@]}" > "$parts/$name.out" 2> "$parts/$name.err"

@@ -38,6 +38,8 @@ def test_a_part_that_measured_nothing_or_did_not_say_fails(tmp_path):
     write_part(tmp_path, "garbled", "ok", "Traceback (most recent call last):\n")
     write_part(tmp_path, "mute", "ok", "")
     write_part(tmp_path, "designed", "skipped", reason="the fine-tune exported the model")
+    write_part(tmp_path, "died", "failed", "", rc=1)
+    (tmp_path / "died.err").write_text("Traceback (most recent call last):\nRuntimeError: Found no NVIDIA driver\n\n")
     parts = merge.merge(str(tmp_path))["parts"]
     verdict = {name: (part["status"], part.get("reason", "")) for name, part in parts.items()}
     assert verdict["fine"] == ("ok", "")
@@ -48,6 +50,7 @@ def test_a_part_that_measured_nothing_or_did_not_say_fails(tmp_path):
     assert verdict["crashed"] == ("failed", "it measured nothing: bf16: CUDA error")
     assert verdict["garbled"][0] == verdict["mute"][0] == "failed"
     assert verdict["designed"] == ("skipped", "the fine-tune exported the model")
+    assert verdict["died"] == ("failed", "it exited with status 1: RuntimeError: Found no NVIDIA driver")
     assert parts["fine"]["result"] == {"measured": 3}
 
 

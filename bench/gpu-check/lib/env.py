@@ -35,7 +35,7 @@ DRIVER_LIBS = ("libGLX_nvidia.so.0", "libEGL_nvidia.so.0")  # both carry the Vul
 
 def sh(*cmd: str, env: Optional[Dict[str, str]] = None) -> str:
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=20, env=env).stdout.strip()
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=8, env=env).stdout.strip()
     except Exception as error:
         return f"unavailable: {error}"
 

@@ -4,7 +4,7 @@ check measured what it was meant to.
     python3 merge.py PARTS_DIR RESULT_JSON      exit 0: every part ok or skipped by design; else 1
 
 Each part left NAME.status ({"status": "ok"|"failed"|"skipped", "seconds", "budget_s", ...} from run.sh)
-and NAME.out (its stdout, whose last line is its JSON object). A part's JSON says what it measured:
+and NAME.out (its stdout, whose last line is its JSON object); order.txt lists the parts as they ran. A part's JSON says what it measured:
 "measured" (how many figures), "errors" (what failed inside it), or "skip" (why it had nothing to do here).
 A part that exited 0 but measured nothing, or did not say, has failed; one that measured something while
 some of it failed is "partial".
@@ -53,8 +53,10 @@ def judge(entry: Dict[str, Any], lines: list) -> Dict[str, Any]:
 
 def merge(parts_dir: str) -> Dict[str, Any]:
     result: Dict[str, Any] = {"bench": "gpu-check", "parts": {}}
-    names = [f[: -len(".status")] for f in os.listdir(parts_dir) if f.endswith(".status")]
-    for name in sorted(names, key=lambda n: os.path.getmtime(os.path.join(parts_dir, f"{n}.status"))):
+    names = sorted(f[: -len(".status")] for f in os.listdir(parts_dir) if f.endswith(".status"))
+    order_file = os.path.join(parts_dir, "order.txt")
+    order = open(order_file).read().split() if os.path.exists(order_file) else []
+    for name in sorted(names, key=lambda n: order.index(n) if n in order else len(order)):
         with open(os.path.join(parts_dir, f"{name}.status")) as f:
             entry = json.load(f)
         out = os.path.join(parts_dir, f"{name}.out")
@@ -63,6 +65,9 @@ def merge(parts_dir: str) -> Dict[str, Any]:
         err = os.path.join(parts_dir, f"{name}.err")
         if entry["status"] in ("failed", "partial") and os.path.exists(err):
             entry["stderr_tail"] = open(err, errors="replace").read()[-1500:]
+            if not entry.get("reason"):  # a crash: its last words say most
+                last = [line for line in entry["stderr_tail"].splitlines() if line.strip()][-1:]
+                entry["reason"] = f"it exited with status {entry.get('rc')}" + (f": {last[0][:300]}" if last else "")
         result["parts"][name] = entry
     result["summary"] = {s: [n for n, e in result["parts"].items() if e["status"] == s] for s in STATUSES}
     return result
