@@ -55,6 +55,12 @@ def launch(command, timeout: float) -> dict:
     started = time.perf_counter()
     proc = subprocess.Popen(command, cwd=TRAINER, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
+
+    def end_session(*_):  # run.sh's timeout signals our process group, which the session left: pass it on
+        os.killpg(proc.pid, signal.SIGKILL)
+        sys.exit(143)
+
+    previous = signal.signal(signal.SIGTERM, end_session)
     timed_out = False
     try:
         stdout, stderr = proc.communicate(timeout=max(timeout, 1))
@@ -62,6 +68,8 @@ def launch(command, timeout: float) -> dict:
         timed_out = True
         os.killpg(proc.pid, signal.SIGKILL)
         stdout, stderr = proc.communicate()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     events = []
     for line in stdout.splitlines():
         try:
@@ -108,8 +116,12 @@ def main() -> None:
         result["ok"] = run["rc"] == 0 and run["finished"]
         result["model_dir"] = run["exported"] if result["ok"] and args.job_dir else None
         result["measured"] = 1 if result["ok"] else 0
-        result["errors"] = [] if result["ok"] else [f"the trainer {'timed out' if run['timed_out'] else 'failed'}: "
-                                                    f"{(run['error'] or {}).get('message') or run['stderr_tail']}"]
+        if result["ok"]:
+            result["errors"] = []
+        elif run["timed_out"]:
+            result["errors"] = [f"the trainer was still running after {run['seconds']} s (events: {run['events']})"]
+        else:
+            result["errors"] = [f"the trainer failed: {(run['error'] or {}).get('message') or run['stderr_tail']}"]
         print(json.dumps(result))
         sys.exit(0 if result["ok"] else 1)
     finally:
