@@ -1,7 +1,8 @@
 # fqtok images. Two targets:
 #   cpu  serving on onnxruntime's CPU execution provider; small (no Python, so no fine-tuning)
-#   gpu  NVIDIA: CUDA 13 + cuDNN 9 for onnxruntime's CUDA EP, the Vulkan loader for its WebGPU EP,
-#        and PyTorch with CUDA so fine-tuning jobs (and `convert`) train and export on the GPU
+#   gpu  NVIDIA: CUDA 13 + cuDNN 9 for onnxruntime's CUDA EP (its libraries checked at build time), the
+#        Vulkan loader for its WebGPU EP, PyTorch with CUDA so fine-tuning jobs (and `convert`) train and
+#        export on the GPU, and a C compiler for torch.compile (FQ_TORCH_COMPILE=1)
 #
 #   docker build --target cpu -t fqtok:cpu .
 #   docker build --target gpu -t fqtok:gpu .
@@ -85,8 +86,12 @@ ARG TORCH_INDEX_URL
 # compute,utility: CUDA; graphics: the driver's Vulkan ICD, which the WebGPU EP (Dawn) runs on.
 ENV NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics
+# libglvnd0, libx11-6, libxext6: what the driver's Vulkan library (libGLX_nvidia.so.0) links against.
+# gcc, libc6-dev, python3-dev: Triton compiles a small C module at run time, so FQ_TORCH_COMPILE=1 (the torch
+# backend's torch.compile) needs a C compiler and Python's headers.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends tini libvulkan1 python3 python3-venv ca-certificates \
+ && apt-get install -y --no-install-recommends tini libvulkan1 libglvnd0 libx11-6 libxext6 python3 python3-venv \
+      python3-dev gcc libc6-dev ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 # PyTorch with CUDA for the trainer (fine-tuning jobs, `convert`), in a venv (Ubuntu's Python is
 # externally managed). numpy and Pillow: data loading; onnx: export checks; torchvision: optional
@@ -102,6 +107,13 @@ RUN useradd --uid 10001 --user-group --create-home --home-dir /home/fqtok fqtok 
 COPY --from=node-binary /usr/local/bin/node /usr/local/bin/node
 WORKDIR /app
 COPY --from=node-deps-cuda /app/node_modules ./node_modules
+# The CUDA EP must find every library it links against in this image (libcuda.so.1 alone comes from the
+# host's driver at run time): a missing one fails the build here, not the provider check at start-up.
+RUN cd node_modules/onnxruntime-node/bin/napi-v6/linux/x64 \
+ && LD_LIBRARY_PATH=$PWD ldd libonnxruntime_providers_cuda.so > /tmp/cuda-ep.ldd \
+ && if grep 'not found' /tmp/cuda-ep.ldd | grep -v 'libcuda\.so\.1 '; then \
+      echo "the CUDA EP lacks the libraries above" >&2; exit 1; fi \
+ && rm /tmp/cuda-ep.ldd
 COPY --from=source /app ./
 COPY --from=source --chown=fqtok:fqtok /models /models
 ENV NODE_ENV=production \

@@ -17,7 +17,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "trainer"))
 
 from fqgan.checkpoint import load_served_model  # noqa: E402
-from fqgan.export import token_margins  # noqa: E402
+from fqgan.codes import token_margins  # noqa: E402
 
 
 def generated_images(count: int, size: int) -> torch.Tensor:

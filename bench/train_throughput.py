@@ -6,7 +6,8 @@
 --objective full (default) runs every loss: LPIPS, both semantic teachers at their released sizes
 (random weights: speed does not depend on their values), the discriminator from step 1 with the
 adaptive weight, EMA. --objective rec keeps reconstruction + codebook losses only.
-Prints one JSON object on stdout.
+Prints one JSON object on stdout. With --budget-s, timing stops early (after at least one timed step)
+when the next step would not fit, and "timed_steps" says how many were timed.
 """
 import argparse
 import io
@@ -28,8 +29,8 @@ from fqgan import distributed  # noqa: E402
 from fqgan.config import preset  # noqa: E402
 from fqgan.events import Events  # noqa: E402
 from fqgan.lpips import VGG16Features  # noqa: E402
-from fqgan.train_config import TrainSpec  # noqa: E402
-from fqgan.trainer import StopFlag, Trainer  # noqa: E402
+from fqgan.train.spec import TrainSpec  # noqa: E402
+from fqgan.train.trainer import StopFlag, Trainer  # noqa: E402
 from fqgan.vit import ClipVision, DinoV2, ViTConfig  # noqa: E402
 from teacher_fixtures import save_pretrained, tiny_backbone  # noqa: E402  (test towers, trainer/tests)
 
@@ -93,7 +94,11 @@ def main() -> None:
     parser.add_argument("--objective", default="full", choices=("full", "rec"))
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--budget-s", type=float, default=None, help="seconds for setup and steps, if limited")
     args = parser.parse_args()
+    started = time.perf_counter()
+    out_of_time = (lambda step_s: args.budget_s is not None
+                   and time.perf_counter() - started + 2 * step_s > args.budget_s)
     if args.image_size is None and args.preset.startswith("test"):
         args.image_size = 32
     torch.set_num_threads(args.threads)
@@ -109,6 +114,8 @@ def main() -> None:
             trainer.train_step()
         times = []
         for _ in range(args.steps):
+            if times and out_of_time(max(times)):
+                break
             sync()
             start = time.perf_counter()
             trainer.train_step()
@@ -120,12 +127,12 @@ def main() -> None:
         "bench": "train_throughput", "preset": args.preset, "variant": args.variant,
         "image_size": trainer.image_size, "device": args.device,
         "device_name": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{args.threads} threads",
-        "dtype": args.dtype, "batch": args.batch, "objective": args.objective, "timed_steps": args.steps,
+        "dtype": args.dtype, "batch": args.batch, "objective": args.objective, "timed_steps": len(times),
         "images_per_s": round(args.batch / step_s, 3), "step_ms_median": round(1000 * step_s, 2),
         "step_ms_min": round(1000 * min(times), 2), "step_ms_max": round(1000 * max(times), 2),
         "parameters": sum(p.numel() for p in trainer.model.parameters()),
         "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 2 ** 30, 2) if device.type == "cuda" else None,
-        "torch": torch.__version__,
+        "torch": torch.__version__, "seconds": round(time.perf_counter() - started, 1), "measured": 1,
     }))
 
 

@@ -59,5 +59,17 @@ test('cpu and gpu images: non-root, volumes for models and data, /readyz health 
   const gpu = all.get('gpu')!.join('\n');
   assert.match(gpu, /NVIDIA_DRIVER_CAPABILITIES=\S*graphics/);
   assert.match(gpu, /libvulkan1/);
+  // What libGLX_nvidia.so.0 (the Vulkan driver) links against, and what Triton needs for FQ_TORCH_COMPILE=1.
+  for (const pkg of ['libglvnd0', 'libx11-6', 'libxext6', 'gcc', 'libc6-dev', 'python3-dev']) {
+    assert.match(gpu, new RegExp(`apt-get install [^&]*\\s${pkg.replace('+', '\\+')}\\s`), `gpu: ${pkg}`);
+  }
   assert.match(all.get('node-deps-cuda')!.join('\n'), /ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules\/onnxruntime-node\/script\/install\.js/);
+});
+
+test('the gpu image fails to build when the CUDA EP lacks a library (only the host driver\'s libcuda may be absent)', () => {
+  const lines = stages().get('gpu')!;
+  const copy = lines.findIndex((l) => /^COPY --from=node-deps-cuda /.test(l));
+  const check = lines.findIndex((l) => /^RUN .*ldd libonnxruntime_providers_cuda\.so/.test(l));
+  assert.ok(copy >= 0 && check > copy, 'the ldd check runs on the copied CUDA EP, in the CUDA image');
+  assert.match(lines[check]!, /grep 'not found' \S+ \| grep -v 'libcuda\\\.so\\\.1 '; then .* exit 1; fi/);
 });

@@ -3,8 +3,11 @@
 token agreement of each with fp32, peak GPU memory, and a reference-style eager bf16 loop
 (autocast, no channels_last, no graphs) as the baseline, all in one run. Prints one JSON object.
 
-    python bench/gpu-check/torch_backend.py                     # CUDA, VQ-16, under 4 minutes
-    python bench/gpu-check/torch_backend.py --device cpu --quick   # tiny preset, small batches (CI)
+    python bench/gpu-check/torch_backend.py [--budget-s 180]       # CUDA, VQ-16, within the budget
+    python bench/gpu-check/torch_backend.py --device cpu --quick   # tiny preset, small batches, fp32 only (CI)
+
+Rows are measured batch by batch; one that would not fit in --budget-s is listed under "skipped" and the
+JSON is printed in time. "measured" counts the rows; none measured exits 1.
 
 Random init (seeded): throughput does not depend on the weights; agreement on random weights is a
 pessimistic proxy (trained encoders give wider margins).
@@ -26,8 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from fqgan.config import preset  # noqa: E402
 from fqgan.inference import InferenceModel, InferenceSettings, compile_available, to_rgb8  # noqa: E402
 from fqgan.model import FQGAN  # noqa: E402
-
-BUDGET_SECONDS = 180  # stays inside its 200 s part of bench/gpu-check/run.sh
+from fqgan.precision import set_tf32  # noqa: E402
 
 
 def images(count: int, size: int, device: torch.device, seed: int = 0) -> torch.Tensor:
@@ -104,31 +106,34 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--preset", help="default VQ-16 (tiny-16 with --quick)")
     parser.add_argument("--batches", help="comma-separated (default 32,64,128; 1,2 with --quick)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile variants (torch >= 2)")
+    parser.add_argument("--budget-s", type=float, default=180.0, help="seconds to measure in; the JSON comes before")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     device = torch.device(args.device)
     preset_name = args.preset or ("tiny-16" if args.quick else "VQ-16")
     batches = [int(b) for b in (args.batches or ("1,2" if args.quick else "32,64,128")).split(",")]
-    min_seconds, min_runs = (0.2, 1) if args.quick else (2.0, 3)
+    min_seconds, min_runs = (0.2, 1) if args.quick else (1.0, 3)
 
     torch.manual_seed(0)
     config = preset(preset_name, "triple")
     model = FQGAN(config).eval().to(device)
     cuda = device.type == "cuda"
-    # Reduced precision is a CUDA feature (CPU autocast is incomplete on torch 1.13).
-    modes = ["fp32", "tf32", "bf16"] if cuda else ["fp32", "tf32"]
+    # TF32 and bf16 are CUDA features (on a CPU "tf32" is plain fp32; CPU autocast is incomplete on 1.13).
+    modes = ["fp32", "tf32", "bf16"] if cuda else ["fp32"]
     compiled = args.compile and compile_available()
     out: Dict[str, Any] = {
         "bench": "gpu-check/torch_backend", "device": str(device), "torch": torch.__version__,
         "gpu": torch.cuda.get_device_name(device) if cuda else None, "preset": preset_name, "variant": "triple",
         "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1), "batches": batches,
-        "skipped": [] if cuda else ["bf16 (needs CUDA)"], "results": [], "baseline": [],
+        "skipped": [] if cuda else ["tf32 (needs CUDA)", "bf16 (needs CUDA)"], "results": [], "baseline": [],
     }
     if args.compile and not compiled:
         out["skipped"].append(f"compile (torch {torch.__version__} has no torch.compile)")
 
+    longest = [0.0]  # the slowest row so far: the next one is skipped unless that much time is left
+
     def over_budget() -> bool:
-        return time.perf_counter() - started > BUDGET_SECONDS
+        return time.perf_counter() - started + longest[0] > args.budget_s
 
     for batch in batches:
         x = images(batch, config.image_size, device, seed=batch)
@@ -139,6 +144,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             if over_budget():
                 out["skipped"].append(f"{precision} batch {batch} (time budget)")
                 continue
+            row_started = time.perf_counter()
             reset_peak(device)
             runner = InferenceModel(model, InferenceSettings(device=str(device), precision=precision, compile=compile_it))
             tokens = runner.encode(x)
@@ -154,12 +160,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                 "peak_memory_mb": peak_mb(device),
             }
             out["results"].append(row)
+            longest[0] = max(longest[0], time.perf_counter() - row_started)
         if over_budget() or reference_tokens is None:
             out["skipped"].append(f"baseline batch {batch} (time budget)")
             continue
         # The eager reference loop on the same model object: undo the serving layout first.
         model.to(memory_format=torch.contiguous_format)
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        set_tf32(False)
         torch.backends.cudnn.benchmark = False
         baseline_precision = "bf16" if cuda else "fp32"
         loop = ReferenceLoop(model, device, baseline_precision)
@@ -170,6 +177,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             "encode_images_per_s": round(images_per_second(lambda: loop.encode(x), batch, device, min_seconds, min_runs), 1),
             "decode_images_per_s": round(images_per_second(lambda: loop.decode(reference_tokens), batch, device, min_seconds, min_runs), 1),
             "token_agreement_with_fp32": round(agreement(base_tokens, reference_tokens), 5),
+            "decode_max_level_diff_vs_fp32": int((loop.decode(reference_tokens).int() - reference_rgb.int()).abs().max()),
             "peak_memory_mb": peak_mb(device),
         }
         out["baseline"].append(row)
@@ -181,8 +189,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             r["encode_speedup_vs_baseline"] = round(r["encode_images_per_s"] / b["encode_images_per_s"], 2)
             r["decode_speedup_vs_baseline"] = round(r["decode_images_per_s"] / b["decode_images_per_s"], 2)
     out["seconds"] = round(time.perf_counter() - started, 1)
+    out["measured"] = len(out["results"]) + len(out["baseline"])
     print(json.dumps(out))
-    return 0
+    return 0 if out["measured"] else 1
 
 
 if __name__ == "__main__":

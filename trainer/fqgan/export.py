@@ -24,11 +24,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import __version__
 from .checkpoint import CheckpointError, file_sha256, load_checkpoint, save_checkpoint
+from .codes import masked_code_vectors, token_margins
 from .config import PRESETS, ModelConfig, preset
 from .model import FQGAN
 
@@ -69,7 +69,7 @@ class EncoderGraph(_FrozenCodebooks):
     """image [B,3,S,S] -> one int64 [B,h,w] token grid per codebook.
 
     The normalised codebooks are frozen into buffers computed by PyTorch itself, so the ONNX graph
-    searches exactly the vectors PyTorch searches, with the same dot-product formula.
+    searches exactly the vectors PyTorch searches, with the same search (codes.nearest_codes).
     """
 
     def forward(self, image: Tensor) -> Tuple[Tensor, ...]:
@@ -86,11 +86,8 @@ class DecoderGraph(_FrozenCodebooks):
 
     def forward(self, *inputs: Tensor) -> Tensor:
         *grids, mask = inputs
-        vectors = {
-            name: F.embedding(grid, getattr(self, f"codebook_{name}")).permute(0, 3, 1, 2) * mask[i]
-            for i, (name, grid) in enumerate(zip(self.names, grids))
-        }
-        return self.model.decode(vectors)
+        codebooks = {name: getattr(self, f"codebook_{name}") for name in self.names}
+        return self.model.decode(masked_code_vectors(dict(zip(self.names, grids)), codebooks, self.names, mask))
 
 
 def _onnx_export(module: nn.Module, args: Tuple[Tensor, ...], path: str, input_names: List[str],
@@ -141,22 +138,6 @@ def _write_tensor(directory: str, name: str, tensor: Tensor, index: Dict[str, An
     file_name = f"{name}.bin"
     array.astype(dtype).tofile(os.path.join(directory, file_name))
     index[name] = {"file": file_name, "dtype": str(array.dtype), "shape": list(array.shape)}
-
-
-@torch.no_grad()
-def token_margins(model: FQGAN, images: Tensor) -> Dict[str, Tensor]:
-    """Per token, how much the best code's score beats the runner-up's ([B, h, w] per codebook).
-
-    Two runtimes compute the encoder with float32 rounding differences of ~1e-5; a token whose
-    margin is below that is a tie at float precision, and either runtime may pick either code.
-    """
-    margins = {}
-    for name, z in model.pre_quant(images).items():
-        quantizer = model.quantizer(name)
-        scores = torch.matmul(quantizer.prepare(z), quantizer.codebook().t())
-        top = scores.topk(2, dim=-1).values
-        margins[name] = top[..., 0] - top[..., 1]
-    return margins
 
 
 @torch.no_grad()
@@ -247,16 +228,30 @@ def _replace_directory(staging: str, out: str) -> None:
         shutil.rmtree(previous, ignore_errors=True)
 
 
+def cpu_float_copy(model: FQGAN) -> FQGAN:
+    """A float32 copy of `model` on the CPU, in eval mode, whatever device and dtype it trained in.
+
+    The exporter's example inputs, the ONNX trace and the saved weights are all CPU float32; a model
+    still on the GPU (or in another dtype) would meet them half-way. The caller's model is untouched.
+    """
+    with torch.random.fork_rng(devices=[]):  # the copy's throw-away init must not move the caller's RNG
+        copy = FQGAN(model.config)
+    state = {k: v.detach().to("cpu", torch.float32) if v.is_floating_point() else v.detach().cpu()
+             for k, v in model.state_dict().items()}
+    copy.load_state_dict(state, strict=True)
+    return copy.eval()
+
+
 def export_model(model: FQGAN, out: str, source: Dict[str, Any], preset_name: Optional[str],
                  checkpoint: Optional[str], embed_checkpoint: bool) -> Dict[str, Any]:
-    """Write the model directory `out` atomically; returns the manifest."""
+    """Write the model directory `out` atomically from a CPU float32 copy of `model`; returns the manifest."""
     out = os.path.abspath(out)
     _check_replaceable(out)
     parent = os.path.dirname(out)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-", dir=parent)
     try:
-        model.eval()
+        model = cpu_float_copy(model)
         log("exporting encoder.onnx")
         export_encoder(model, os.path.join(staging, "encoder.onnx"))
         log("exporting decoder.onnx")

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from .codes import masked_code_vectors, token_margins
 from .model import FQGAN
+from .precision import cudnn_benchmark, exact_fp32, set_tf32
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -45,28 +46,11 @@ def compile_available() -> bool:
 
 
 def configure_matmul(device: torch.device, precision: str) -> None:
-    """TF32 only when asked for; cuDNN picks its fastest kernels for the fixed serving shapes."""
+    """TF32 only when asked for; cuDNN autotuning for the serving shapes (see decode_float)."""
     if device.type != "cuda":
         return
-    allow_tf32 = precision == "tf32"
-    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
-    torch.backends.cudnn.allow_tf32 = allow_tf32
+    set_tf32(precision == "tf32")
     torch.backends.cudnn.benchmark = True
-
-
-@contextlib.contextmanager
-def exact_fp32(device: torch.device):
-    """fp32 without TF32 and without autocast, whatever the surrounding mode."""
-    if device.type != "cuda":
-        yield
-        return
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        with torch.autocast(device_type="cuda", enabled=False):
-            yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def to_rgb8(images: Tensor) -> Tensor:
@@ -92,10 +76,9 @@ class InferenceModel:
             p.requires_grad_(False)
         self.names = list(model.codebook_names)
         configure_matmul(self.device, self.precision)
-        with torch.no_grad(), exact_fp32(self.device):
+        with torch.no_grad(), exact_fp32(self.device.type):
             # Normalised once, in fp32, as the ONNX export freezes them.
             self.codebooks = {n: model.quantizer(n).codebook().detach().float().contiguous() for n in self.names}
-        self.l2_norm = model.config.codebook_l2_norm
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self._pre_quant = self.model.pre_quant
@@ -116,10 +99,10 @@ class InferenceModel:
 
     @torch.no_grad()
     def search(self, name: str, z: Tensor) -> Tensor:
-        """[B,dim,h,w] pre-quant vectors -> int64 [B,h,w] nearest codes, in fp32 (the trainer's formula)."""
-        with exact_fp32(self.device):
-            quantizer = self.model.quantizer(name)
-            return quantizer.nearest_indices(quantizer.prepare(z.float().contiguous()), self.codebooks[name])
+        """[B,dim,h,w] pre-quant vectors -> int64 [B,h,w] nearest codes, in fp32 (codes.nearest_codes)."""
+        quantizer = self.model.quantizer(name)
+        with exact_fp32(self.device.type):
+            return quantizer.nearest_indices(quantizer.prepare(z.contiguous()), self.codebooks[name])
 
     @torch.no_grad()
     def pre_quant(self, images: Tensor) -> Dict[str, Tensor]:
@@ -135,17 +118,14 @@ class InferenceModel:
     @torch.no_grad()
     def decode_float(self, grids: Mapping[str, Tensor], mask: Optional[Sequence[float]] = None) -> Tensor:
         """{name: int [B,h,w]} -> float32 [B,3,H,W] (not clamped); mask[i] scales codebook i's vectors."""
-        weights = [1.0] * len(self.names) if mask is None else [float(m) for m in mask]
-        if len(weights) != len(self.names):
-            raise ValueError(f"mask needs {len(self.names)} entries, got {len(weights)}")
-        with exact_fp32(self.device):
-            vectors = {
-                name: F.embedding(grids[name].to(self.device, torch.int64), self.codebooks[name]).permute(0, 3, 1, 2)
-                * weights[i]
-                for i, name in enumerate(self.names)
-            }
+        indices = {name: grids[name].to(self.device, torch.int64) for name in self.names}
+        with exact_fp32(self.device.type):
+            vectors = masked_code_vectors(indices, self.codebooks, self.names, mask)
         vectors = {name: self._layout(v) for name, v in vectors.items()}
-        with self._autocast():
+        # cuDNN tunes once per new input shape: at the model's own grid (one shape per batch size) that
+        # pays off; a decode at any other grid size runs untuned rather than tune for a shape seen once.
+        native = tuple(indices[self.names[0]].shape[-2:]) == (self.model.config.grid_size,) * 2
+        with self._autocast(), cudnn_benchmark(torch.backends.cudnn.benchmark and native):
             return self._decode(vectors).float()
 
     @torch.no_grad()
@@ -155,16 +135,6 @@ class InferenceModel:
 
     @torch.no_grad()
     def margins(self, images: Tensor) -> Dict[str, Tensor]:
-        """Per token, best score minus runner-up in exact fp32 (how close each choice was to a tie)."""
-        with exact_fp32(self.device):
-            vectors = self.model.pre_quant(images.to(self.device))
-            out = {}
-            for name in self.names:
-                z = self.model.quantizer(name).prepare(vectors[name].float())
-                codebook = self.codebooks[name]
-                scores = torch.matmul(z, codebook.t())
-                if not self.l2_norm:  # the search's own score for unnormalised codes
-                    scores = 2 * scores - torch.sum(codebook ** 2, dim=1)
-                top = scores.topk(2, dim=-1).values
-                out[name] = (top[..., 0] - top[..., 1]).float().cpu()
-            return out
+        """Per token, best score minus runner-up in exact fp32 (codes.token_margins), on the CPU."""
+        margins = token_margins(self.model, images.to(self.device), self.codebooks)
+        return {name: m.cpu() for name, m in margins.items()}

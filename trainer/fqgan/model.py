@@ -39,12 +39,13 @@ from __future__ import annotations
 import itertools
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Sequence, Union
+from typing import Dict, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .codes import MaskLike, masked_code_vectors
 from .config import GROUP_NORM_GROUPS, ModelConfig
 from .quantizer import QuantizerLosses, VectorQuantizer
 
@@ -388,9 +389,6 @@ def disentangle_loss(quantized: Sequence[Tensor]) -> Tensor:
     return total / max(len(pairs), 1)
 
 
-MaskLike = Union[Tensor, Sequence[float]]
-
-
 class FQGAN(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -457,13 +455,8 @@ class FQGAN(nn.Module):
     def decode_code(self, indices: Mapping[str, Tensor], mask: Optional[MaskLike] = None) -> Tensor:
         """{name: [B, h, w] int64} -> image. mask[i] (decoder order) scales codebook i's vectors;
         0 replaces them by zeros (partial decoding), 1 keeps them."""
-        vectors = {name: self.quantizer(name).lookup(indices[name]) for name in self.codebook_names}
-        if mask is not None:
-            weights = torch.as_tensor(mask, dtype=torch.float32)
-            if weights.shape != (len(self.codebook_names),):
-                raise ValueError(f"mask needs {len(self.codebook_names)} entries, got shape {tuple(weights.shape)}")
-            vectors = {name: v * weights[i].to(v) for i, (name, v) in enumerate(vectors.items())}
-        return self.decode(vectors)
+        codebooks = {name: self.quantizer(name).codebook() for name in self.codebook_names}
+        return self.decode(masked_code_vectors(indices, codebooks, self.codebook_names, mask))
 
     # -- training forward ----------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from . import losses
 from .lpips import LPIPS
 from .model import ForwardResult
 from .teachers import Teacher
-from .train_config import Hyperparameters
+from .train.spec import Hyperparameters
 
 # Which teacher supervises which semantic codebook (reference: DINOv2 -> mid, CLIP -> high / dual).
 TEACHER_FOR_CODEBOOK = {"sem_mid": "dino", "sem_high": "clip", "sem": "clip"}

@@ -1,4 +1,4 @@
-"""Vector quantizer: L2-normalised nearest-code search, VQ losses, straight-through, usage window."""
+"""Vector quantizer: one codebook's nearest-code search (codes.py), VQ losses, straight-through, usage window."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,6 +7,9 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .codes import lookup_codes, nearest_codes
+from .precision import exact_fp32
 
 
 @dataclass
@@ -82,50 +85,42 @@ class VectorQuantizer(nn.Module):
         return F.normalize(weight, p=2, dim=-1) if self.l2_norm else weight
 
     def prepare(self, z: Tensor) -> Tensor:
-        """[B, dim, h, w] encoder output -> [B, h, w, dim] vectors in the space the search runs in."""
-        z = z.permute(0, 2, 3, 1)
+        """[B, dim, h, w] encoder output -> [B, h, w, dim] float32 vectors in the space the search runs in."""
+        z = z.float().permute(0, 2, 3, 1)
         return F.normalize(z, p=2, dim=-1) if self.l2_norm else z
 
     def nearest_indices(self, z: Tensor, codebook: Optional[Tensor] = None) -> Tensor:
-        """[..., dim] prepared vectors -> [...] int64 index of the nearest code; the first index wins ties.
-
-        With unit vectors the nearest code by Euclidean distance is the one with the largest dot
-        product. Searching on the dot product alone avoids adding ||z||^2 + ||e||^2 (~2) to a
-        number near 0, which would throw away float32 precision; the ONNX export calls this same
-        function, so both runtimes compare the same quantities.
-        """
-        codebook = self.codebook() if codebook is None else codebook
-        scores = torch.matmul(z, codebook.t())
-        if not self.l2_norm:
-            # Unnormalised codes: argmin ||z - e||^2 = argmax (2 z.e - ||e||^2).
-            scores = 2 * scores - torch.sum(codebook ** 2, dim=1)
-        return torch.argmax(scores, dim=-1)
+        """[..., dim] prepared vectors -> [...] int64 index of the nearest code (codes.nearest_codes)."""
+        return nearest_codes(z, self.codebook() if codebook is None else codebook, self.l2_norm)
 
     def lookup(self, indices: Tensor) -> Tensor:
         """[B, h, w] indices -> [B, dim, h, w] code vectors (the decoder's input)."""
-        return F.embedding(indices, self.codebook()).permute(0, 3, 1, 2)
+        return lookup_codes(indices, self.codebook())
 
     def forward(self, z: Tensor) -> QuantizerOutput:
-        z = self.prepare(z)
-        codebook = self.codebook()
-        indices = self.nearest_indices(z, codebook)
-        z_q = F.embedding(indices, codebook)
+        # The search, the code vectors and the codebook losses in float32 whatever the autocast mode:
+        # the tokens are those the exported model and the torch backend choose (codes.py).
+        with exact_fp32(z.device.type):
+            z = self.prepare(z)
+            codebook = self.codebook().float()
+            indices = nearest_codes(z, codebook, self.l2_norm)
+            z_q = F.embedding(indices, codebook)
 
-        usage = self._record_usage(indices) if (self.show_usage and self.training) else None
+            usage = self._record_usage(indices) if (self.show_usage and self.training) else None
 
-        vq = torch.mean((z_q - z.detach()) ** 2)
-        commit = self.commit_beta * torch.mean((z_q.detach() - z) ** 2)
-        if self.entropy_ratio > 0:
-            squared_distance = (
-                torch.sum(z ** 2, dim=-1, keepdim=True)
-                + torch.sum(codebook ** 2, dim=1)
-                - 2 * torch.matmul(z, codebook.t())
-            )
-            entropy = self.entropy_ratio * entropy_loss(-squared_distance, self.entropy_temperature)
-        else:
-            entropy = z.new_zeros(())
+            vq = torch.mean((z_q - z.detach()) ** 2)
+            commit = self.commit_beta * torch.mean((z_q.detach() - z) ** 2)
+            if self.entropy_ratio > 0:
+                squared_distance = (
+                    torch.sum(z ** 2, dim=-1, keepdim=True)
+                    + torch.sum(codebook ** 2, dim=1)
+                    - 2 * torch.matmul(z, codebook.t())
+                )
+                entropy = self.entropy_ratio * entropy_loss(-squared_distance, self.entropy_temperature)
+            else:
+                entropy = z.new_zeros(())
 
-        z_q = z + (z_q - z).detach()
+            z_q = z + (z_q - z).detach()
         return QuantizerOutput(
             quantized=z_q.permute(0, 3, 1, 2),
             indices=indices,

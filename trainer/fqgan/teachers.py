@@ -1,9 +1,10 @@
 """Semantic-distillation teachers: frozen encoders that map an FQGAN image batch to CLS features.
 
 A teacher is loaded from a local path: a Hugging Face model directory (config.json plus
-model.safetensors or pytorch_model.bin) or a bare weights file. With the transformers package
-installed a directory loads through it; otherwise, and for bare files, the plain-torch towers in
-`vit.py` read the same weights.
+model.safetensors or pytorch_model.bin) or a bare weights file. The plain-torch towers in `vit.py`
+read both, whatever is installed: that is the loader the test suite runs. `loader="transformers"`
+(the spec's `weights.teacher_loader`) reads a directory through transformers' `from_pretrained`
+instead, where that package is installed; a test compares the two where it is.
 """
 from __future__ import annotations
 
@@ -56,22 +57,20 @@ class Teacher(nn.Module):
         return self.backbone((x - self.mean) / self.std).float()
 
 
-def load_teacher(kind: str, path: str, backend: str = "auto") -> Teacher:
-    """kind: "dino" or "clip"; backend: "auto" (transformers for a directory when installed),
-    "transformers" or "native"."""
+LOADERS = ("native", "transformers")
+
+
+def load_teacher(kind: str, path: str, loader: str = "native") -> Teacher:
+    """kind: "dino" or "clip"; loader: "native" (vit.py, any path) or "transformers" (a directory)."""
+    if loader not in LOADERS:
+        raise ValueError(f"unknown teacher loader {loader!r}; one of {', '.join(LOADERS)}")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{kind} teacher weights not found: {path}")
-    if backend == "transformers" or (backend == "auto" and os.path.isdir(path) and _has_transformers()):
+    if loader == "transformers":
+        if not os.path.isdir(path):
+            raise ValueError(f"{path}: the transformers loader reads a model directory, not a weights file")
         return _load_with_transformers(kind, path)
     return _load_native(kind, path)
-
-
-def _has_transformers() -> bool:
-    try:
-        import transformers  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _load_native(kind: str, path: str) -> Teacher:

@@ -1,7 +1,9 @@
 """The export CLI: model directory + manifest, fixture, and one clean error per bad input."""
+import copy
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -10,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TRAINER_DIR
+from conftest import TRAINER_DIR, small_config
 from fqgan.checkpoint import file_sha256, load_checkpoint, load_served_model, save_checkpoint
 from fqgan.config import preset
-from fqgan.export import OPSET
+from fqgan.export import OPSET, export_model, write_fixture
 from fqgan.model import FQGAN
 
 
@@ -160,3 +162,68 @@ def test_served_model_is_rebuilt_from_checkpoint_or_seed(random_export, tmp_path
         with torch.no_grad():
             tokens = load_served_model(str(model_dir)).encode(images).indices["sem"]
         np.testing.assert_array_equal(tokens.numpy(), expected)
+
+
+NODE = shutil.which("node")
+ORT_ENCODE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ort_encode.mjs")
+
+
+@pytest.mark.skipif(NODE is None, reason="runs the exported graph in the service's onnxruntime-node")
+def test_codes_without_l2_norm_export_the_euclidean_search_and_its_margins(tmp_path, run_cli):
+    """A checkpoint whose codebooks are not L2-normalised: ONNX tokens, PyTorch tokens and the fixture's
+    margins all follow the Euclidean search (float64 distances are the oracle)."""
+    torch.manual_seed(0)
+    model = FQGAN(preset("test-16", "triple", codebook_l2_norm=False)).eval()
+    with torch.no_grad():
+        for name in model.codebook_names:  # codes at the scale of the encoder's vectors, as after training
+            model.quantizer(name).embedding.weight.normal_(0, 0.5)
+    save_checkpoint(model, str(tmp_path / "euclidean.pt"))
+    out, fixture = tmp_path / "model", tmp_path / "fixture"
+    code, _, stderr = run_cli("fqgan.export", ["--checkpoint", str(tmp_path / "euclidean.pt"), "--out", str(out),
+                                               "--fixture", str(fixture)], timeout=300)
+    assert code == 0, stderr
+    assert json.loads((out / "manifest.json").read_text())["config"]["codebook_l2_norm"] is False
+    index = json.loads((fixture / "fixture.json").read_text())
+    proc = subprocess.run([NODE, ORT_ENCODE, str(out), str(fixture)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    onnx_tokens = json.loads(proc.stdout)
+    images = torch.from_numpy(read_bin(fixture, index["tensors"]["input"]).copy())
+    with torch.no_grad():
+        vectors = model.pre_quant(images)
+    for name in model.codebook_names:
+        z = vectors[name].permute(0, 2, 3, 1).reshape(-1, model.config.codebook_embed_dim).double()
+        nearest = (torch.cdist(z, model.quantizer(name).embedding.weight.detach().double()) ** 2).topk(2, largest=False)
+        gap = (nearest.values[:, 1] - nearest.values[:, 0]).numpy()
+        tokens = read_bin(fixture, index["tensors"][f"tokens_{name}"]).reshape(-1)
+        margins = read_bin(fixture, index["tensors"][f"margins_{name}"]).reshape(-1)
+        np.testing.assert_allclose(margins, gap, atol=1e-4, rtol=1e-4)
+        clear = margins > 1e-4  # below this, float32 rounding may pick either code (test/parity.test.ts)
+        assert clear.mean() > 0.9, f"{name}: too few clear tokens to compare"
+        np.testing.assert_array_equal(tokens[clear], nearest.indices[:, 0].numpy()[clear])
+        np.testing.assert_array_equal(np.array(onnx_tokens[name])[clear], tokens[clear])
+
+
+@pytest.mark.skipif(NODE is None, reason="runs the exported graph in the service's onnxruntime-node")
+def test_export_works_from_a_cpu_float_copy_whatever_the_model_trained_in(tmp_path):
+    """The trainer hands over its model as it trained: on the GPU, in train mode, maybe not float32.
+    The CPU float32 example inputs of the trace meet float64 weights as they would meet CUDA weights
+    (the trace fails); float64 is the foreign placement a CPU-only suite can make."""
+    torch.manual_seed(0)
+    model = FQGAN(small_config())
+    reference = copy.deepcopy(model).eval()
+    trained = model.double().train()
+    out = tmp_path / "model"
+    export_model(trained, str(out), {"kind": "test"}, None, None, embed_checkpoint=False)
+    assert trained.training and next(trained.parameters()).dtype == torch.float64  # the caller's model as it was
+
+    served = load_checkpoint(str(out / "weights.pt")).model.state_dict()
+    for key, value in reference.state_dict().items():
+        assert served[key].dtype == value.dtype and served[key].device.type == "cpu" and torch.equal(served[key], value), key
+    fixture = tmp_path / "fixture"
+    index = write_fixture(reference, str(fixture))
+    proc = subprocess.run([NODE, ORT_ENCODE, str(out), str(fixture)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for name, tokens in json.loads(proc.stdout).items():
+        expected = read_bin(fixture, index["tensors"][f"tokens_{name}"]).reshape(-1)
+        clear = read_bin(fixture, index["tensors"][f"margins_{name}"]).reshape(-1) > 1e-4
+        np.testing.assert_array_equal(np.array(tokens)[clear], expected[clear])

@@ -9,7 +9,7 @@ from fqgan import losses
 from fqgan.config import preset
 from fqgan.model import FQGAN, disentangle_loss
 from fqgan.objective import Objective
-from fqgan.train_config import Hyperparameters
+from fqgan.train.spec import Hyperparameters
 from train_helpers import one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -33,8 +33,8 @@ def test_directory_and_bare_file_load_the_same_tower(tmp_path, kind, dim):
     torch.save({prefix + k: v for k, v in backbone.state_dict().items()}, bare)
 
     images = torch.rand(2, 3, 48, 40) * 2 - 1
-    from_dir = load_teacher(kind, str(tmp_path / kind), backend="native")
-    from_file = load_teacher(kind, bare, backend="native")
+    from_dir = load_teacher(kind, str(tmp_path / kind), loader="native")
+    from_file = load_teacher(kind, bare, loader="native")
     assert from_dir.dim == from_file.dim == dim
     out = from_dir(images)
     assert out.shape == (2, dim) and not out.requires_grad
@@ -70,7 +70,7 @@ def test_clip_model_files_keep_only_the_vision_tower(tmp_path):
     torch.save(state, str(folder / "pytorch_model.bin"))
     config = {"model_type": "clip", "vision_config": backbone.config.to_hf("clip"), "text_config": {}}
     (folder / "config.json").write_text(json.dumps(config))
-    assert load_teacher("clip", str(folder), backend="native").dim == 64
+    assert load_teacher("clip", str(folder), loader="native").dim == 64
 
 
 def test_missing_or_foreign_weights_are_refused(tmp_path):
@@ -85,4 +85,44 @@ def test_missing_or_foreign_weights_are_refused(tmp_path):
     save_safetensors({"vision_model.post_layernorm.weight": torch.ones(64)},
                      str(tmp_path / "wrong" / "model.safetensors"))
     with pytest.raises(ValueError, match="missing"):
-        load_teacher("clip", str(tmp_path / "wrong"), backend="native")
+        load_teacher("clip", str(tmp_path / "wrong"), loader="native")
+
+
+class _Untested:
+    """Stands in for an installed transformers package: any use of it is recorded and refused."""
+
+    def __init__(self) -> None:
+        self.used = []
+
+    def __getattr__(self, name):
+        self.used.append(name)
+        raise RuntimeError("the transformers loader was used")
+
+
+def test_the_native_loader_is_the_default_even_where_transformers_is_installed(tmp_path, monkeypatch):
+    import sys
+
+    fake = _Untested()
+    monkeypatch.setitem(sys.modules, "transformers", fake)
+    save_pretrained(tiny_backbone("dino", 32), "dino", str(tmp_path / "dino"))
+    assert load_teacher("dino", str(tmp_path / "dino")).dim == 32
+    assert fake.used == []
+    # Opting in reaches transformers; a bare file is refused with a reason, an unknown loader by name.
+    with pytest.raises(RuntimeError, match="transformers loader was used"):
+        load_teacher("dino", str(tmp_path / "dino"), loader="transformers")
+    torch.save(tiny_backbone("dino", 32).state_dict(), str(tmp_path / "dino.bin"))
+    with pytest.raises(ValueError, match="reads a model directory"):
+        load_teacher("dino", str(tmp_path / "dino.bin"), loader="transformers")
+    with pytest.raises(ValueError, match="unknown teacher loader 'auto'"):
+        load_teacher("dino", str(tmp_path / "dino"), loader="auto")
+
+
+@pytest.mark.parametrize("kind,dim", [("dino", 64), ("clip", 64)])
+def test_transformers_and_native_loaders_agree(tmp_path, kind, dim):
+    pytest.importorskip("transformers")  # runs where transformers is installed (the GPU image)
+    save_pretrained(tiny_backbone(kind, dim), kind, str(tmp_path / kind))
+    images = torch.rand(2, 3, 64, 64) * 2 - 1
+    native = load_teacher(kind, str(tmp_path / kind), loader="native")
+    hf = load_teacher(kind, str(tmp_path / kind), loader="transformers")
+    assert hf.dim == native.dim == dim
+    torch.testing.assert_close(hf(images), native(images), atol=1e-4, rtol=1e-4)

@@ -21,8 +21,8 @@ from fqgan.data import eval_loader
 from fqgan.events import Events
 from fqgan.model import FQGAN
 from fqgan.stopping import StopFlag
-from fqgan.train_config import TrainSpec
-from fqgan.trainer import Trainer
+from fqgan.train.spec import TrainSpec
+from fqgan.train.trainer import Trainer
 from train_helpers import (TRAINER_DIR, cli_env, make_spec, of_kind, one_thread, parse_events,  # noqa: F401
                            run_train, save_spec, write_corrupt, write_images, write_lpips_weights, write_teachers)
 
@@ -88,7 +88,7 @@ def test_check_accepts_a_valid_spec_without_importing_torch(tmp_path, assets):
     path, _ = spec_file(tmp_path, assets)
     code, events, _ = run_train(["--spec", path, "--check"])
     assert code == 0 and [e["event"] for e in events] == ["valid"]
-    probe = ("import sys; from fqgan.train_config import TrainSpec; from fqgan.validate import check_spec; "
+    probe = ("import sys; from fqgan.train.spec import TrainSpec; from fqgan.train.validate import check_spec; "
              f"import json; print(check_spec(TrainSpec.from_dict(json.load(open({path!r}))))); "
              "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], cwd=TRAINER_DIR, env=cli_env(), capture_output=True,
@@ -100,12 +100,12 @@ def test_check_names_every_bad_field(tmp_path, assets):
     spec = make_spec(assets.dataset, str(tmp_path / "out"), lr=-1, disc_loss="wasserstein", batch_size=2.5,
                      perceptual_weight=1.0, semantic_weight=0.5, image_size=64)
     spec["hyperparameters"]["lrr"] = 1
-    spec["weights"] = {"clip": str(tmp_path / "missing-clip")}
+    spec["weights"] = {"clip": str(tmp_path / "missing-clip"), "teacher_loader": "auto"}
     code, events, _ = run_train(["--spec", save_spec(spec, str(tmp_path / "bad.json")), "--check"])
     assert code == 2
     fields = {e["field"] for e in events}
     assert fields == {"hyperparameters.lr", "hyperparameters.disc_loss", "hyperparameters.batch_size",
-                      "hyperparameters.lrr"}  # type errors stop parsing before file checks
+                      "hyperparameters.lrr", "weights.teacher_loader"}  # type errors stop parsing before file checks
     assert all(e["event"] == "error" and e["field"] in e["message"] for e in events)
 
     spec = make_spec(assets.dataset, str(tmp_path / "out"), perceptual_weight=1.0, semantic_weight=0.5, image_size=64)

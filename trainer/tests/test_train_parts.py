@@ -10,7 +10,7 @@ from torch import nn
 from fqgan import amp
 from fqgan.ema import EMA
 from fqgan.events import Events
-from fqgan.train_checkpoints import CheckpointStore
+from fqgan.train.checkpoint_store import CheckpointStore
 
 
 def test_ema_averages_parameters_and_copies_buffers():

@@ -10,14 +10,14 @@ from typing import Any, Dict, Mapping, Optional
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, check_state_dict, file_sha256, infer_config, read_checkpoint, select_state_dict
-from .config import CODEBOOKS, ModelConfig
-from .events import warn
-from .lpips import LPIPS
-from .model import FQGAN, SEMANTIC_HEAD_NAMES
-from .objective import TEACHER_FOR_CODEBOOK
-from .teachers import Teacher, load_teacher
-from .train_config import Problem, SpecError, TrainSpec
+from ..checkpoint import CheckpointError, check_state_dict, file_sha256, infer_config, read_checkpoint, select_state_dict
+from ..config import CODEBOOKS, ModelConfig
+from ..events import warn
+from ..lpips import LPIPS
+from ..model import FQGAN, SEMANTIC_HEAD_NAMES
+from ..objective import TEACHER_FOR_CODEBOOK
+from ..teachers import Teacher, load_teacher
+from .spec import Problem, SpecError, TrainSpec
 from .validate import model_config_for
 
 _TRAINING_KEYS = {"optimizer", "optimizer_disc", "discriminator", "steps"}
@@ -134,8 +134,8 @@ def load_teachers(spec: TrainSpec, device: torch.device) -> Dict[str, Teacher]:
         if path is None:
             raise _refuse(f"weights.{kind}", f"is required for the {codebook} codebook's distillation")
         try:
-            teachers[kind] = load_teacher(kind, path).to(device)
-        except (OSError, ValueError, KeyError, RuntimeError) as error:
+            teachers[kind] = load_teacher(kind, path, spec.weights.teacher_loader).to(device)
+        except (OSError, ValueError, KeyError, RuntimeError, ImportError) as error:
             raise _refuse(f"weights.{kind}", f"cannot load the {kind} teacher: {error}") from None
     return teachers
 

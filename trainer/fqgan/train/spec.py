@@ -120,6 +120,9 @@ class Weights:
         None, "DINOv2-small: a Hugging Face model directory (config.json + weights) or weights file")
     clip: Optional[str] = _spec(
         None, "CLIP vision tower (ViT-B/16 triple, ViT-L/14 dual): a Hugging Face directory or weights file")
+    teacher_loader: str = _spec(
+        "native", "how teacher weights are read: native (plain torch, tested everywhere) or transformers "
+                  "(from_pretrained of a directory; needs the transformers package)", _one_of("native", "transformers"))
 
 
 @dataclass

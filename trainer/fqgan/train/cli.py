@@ -18,8 +18,8 @@ import sys
 import traceback
 from typing import List, Optional
 
-from .events import Events, warn, write_or_discard
-from .train_config import Problem, SpecError, TrainSpec
+from ..events import Events, warn, write_or_discard
+from .spec import Problem, SpecError, TrainSpec
 from .validate import check_spec
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
@@ -73,8 +73,8 @@ def _train(spec: TrainSpec, events: Events) -> int:
     # torch is imported only here, so --check and --example-spec stay fast.
     import torch
 
-    from . import amp, distributed
-    from .stopping import StopFlag
+    from .. import amp, distributed
+    from ..stopping import StopFlag
     from .trainer import Trainer
 
     stop = StopFlag(spec.stop_deadline_s)
@@ -115,7 +115,3 @@ def _train(spec: TrainSpec, events: Events) -> int:
         if trainer is not None:
             trainer.close()
         distributed.teardown()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,20 +11,20 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from . import amp, distributed
-from .checkpoint import file_sha256
-from .data import MicroBatchSampler, eval_loader, train_loader
-from .discriminators import build_discriminator
-from .ema import EMA
-from .evaluate import EvalResult, evaluate
-from .events import Events, warn
-from .images import scan_images, split_holdout
-from .model import FQGAN
-from .objective import DiscriminatorPair, GeneratorStep, Objective
-from .stopping import StopFlag
-from .train_checkpoints import CheckpointStore
-from .train_config import Problem, SpecError, TrainSpec
-from .train_setup import check_teacher_widths, load_discriminator, load_lpips, load_starting_point, load_teachers
+from .. import amp, distributed
+from ..checkpoint import file_sha256
+from ..data import MicroBatchSampler, eval_loader, train_loader
+from ..discriminators import build_discriminator
+from ..ema import EMA
+from ..evaluate import EvalResult, evaluate
+from ..events import Events, warn
+from ..images import scan_images, split_holdout
+from ..model import FQGAN
+from ..objective import DiscriminatorPair, GeneratorStep, Objective
+from ..stopping import StopFlag
+from .checkpoint_store import CheckpointStore
+from .spec import Problem, SpecError, TrainSpec
+from .starting_point import check_teacher_widths, load_discriminator, load_lpips, load_starting_point, load_teachers
 from .validate import outside_problem
 
 EXIT_CANCELLED = 143  # 128 + SIGTERM: a cancelled run, with its `cancelled` event and checkpoint
@@ -282,15 +282,15 @@ class Trainer:
         return path
 
     def _export(self, checkpoint: Optional[str]) -> None:
-        from .export import export_model, preset_name_of
+        from ..export import export_model, preset_name_of
 
         model = self._eval_model()
         out = os.path.join(self.spec.output_dir, "model")
         weights = "ema" if self.ema is not None else "model"
         source = {**self.source, "kind": "finetune", "path": checkpoint, "weights": weights,
                   "sha256": file_sha256(checkpoint) if checkpoint else None, "steps": self.step}
+        # export_model works on a CPU float32 copy: the model stays on its device, in its mode.
         export_model(model, out, source, preset_name_of(model.config), checkpoint, embed_checkpoint=False)
-        self.model.train()  # export switches the model to eval; the EMA copy stays in eval anyway
         self.events.emit("exported", path=os.path.abspath(out))
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 from typing import List, Optional
 
-from .config import PRESETS, ModelConfig, preset
-from .images import first_decodable, is_inside, scan_images, split_holdout
-from .train_config import PLACEHOLDER, Problem, TrainSpec, field_checks
+from ..config import PRESETS, ModelConfig, preset
+from ..images import first_decodable, is_inside, scan_images, split_holdout
+from .spec import PLACEHOLDER, Problem, TrainSpec, field_checks
 
 
 def model_config_for(spec: TrainSpec) -> ModelConfig:
