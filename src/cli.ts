@@ -148,7 +148,7 @@ async function main(argv: string[]): Promise<number> {
       if (values.server) {
         process.stdout.write(JSON.stringify(await (await fetch(new URL('/models', values.server))).json(), null, 2) + '\n');
       } else {
-        const { ModelRegistry } = await import('./inference/model-registry.ts');
+        const { ModelRegistry } = await import('./serving/model-registry.ts');
         const config = configure();
         const registry = new ModelRegistry(config);
         await registry.loadModelsDir(config.modelsDir);

@@ -6,7 +6,7 @@ import type { Lifecycle } from './http/app-deps.ts';
 import type { Config } from './config.ts';
 import { openDatabase, type Db } from './db/client.ts';
 import { createPreprocessor } from './imaging/preprocess.ts';
-import { ModelRegistry } from './inference/model-registry.ts';
+import { ModelRegistry } from './serving/model-registry.ts';
 import { JobsService } from './jobs/jobs-service.ts';
 import { dataLayout } from './jobs/layout.ts';
 import { logger } from './logger.ts';

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FqError } from '../src/errors.ts';
-import { MicroBatcher } from '../src/inference/batcher.ts';
+import { MicroBatcher } from '../src/serving/batcher.ts';
 
 function recordingBatcher(options: { maxBatch?: number; maxQueue?: number; maxWaitMs?: number; delayMs?: number } = {}) {
   const runs: number[][] = [];

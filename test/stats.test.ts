@@ -7,7 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
-import { writeNpy, writeNpz } from '../src/imaging/npz.ts';
+import { writeNpy, writeNpz } from '../src/formats/npz.ts';
 import { ResponseValidator } from './helpers/openapi.ts';
 import { ROOT, startTestServer, type TestServer } from './helpers/server.ts';
 

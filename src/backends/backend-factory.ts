@@ -7,8 +7,8 @@ import type { BackendName } from '../config.ts';
 import { logger } from '../logger.ts';
 import type { InferenceBackend } from './backend.ts';
 import type { Manifest } from './manifest.ts';
-import { OnnxBackend, type OnnxBackendOptions } from './onnx-backend.ts';
-import { TorchBackend, type TorchBackendOptions } from './torch-backend.ts';
+import { OnnxBackend, type OnnxBackendOptions } from './onnx/onnx-backend.ts';
+import { TorchBackend, type TorchBackendOptions } from './torch/torch-backend.ts';
 
 export interface BackendOptions extends OnnxBackendOptions, TorchBackendOptions {
   backend: BackendName;

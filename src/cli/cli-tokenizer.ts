@@ -1,14 +1,14 @@
 // The bulk CLI's view of a tokenizer: in this process (model registry + preprocessing) or a server over HTTP.
-import { readNpz, writeNpz } from '../imaging/npz.ts';
-import { readSampleArchive } from '../imaging/sample-archive.ts';
+import { readNpz, writeNpz } from '../formats/npz.ts';
+import { readSampleArchive } from '../formats/sample-archive.ts';
 import type { ImageFormat } from '../imaging/tensor-to-image.ts';
 import type { Config } from '../config.ts';
 import { createPreprocessor } from '../imaging/preprocess.ts';
-import { decodeGrids, decodeTokensRgb, validateGrids, type DecodedRgb } from '../inference/decode-grids.ts';
-import { encodeImages, selectCodebooks, type SourceImage } from '../inference/encode-images.ts';
-import { ModelRegistry } from '../inference/model-registry.ts';
-import { toGridSet, type TokenArrays } from '../inference/token-layout.ts';
-import type { Augment } from '../inference/views.ts';
+import { decodeGrids, decodeTokensRgb, validateGrids, type DecodedRgb } from '../tokenize/decode-grids.ts';
+import { encodeImages, selectCodebooks, type SourceImage } from '../tokenize/encode-images.ts';
+import { ModelRegistry } from '../serving/model-registry.ts';
+import { toGridSet, type TokenArrays } from '../tokenize/token-layout.ts';
+import type { Augment } from '../tokenize/views.ts';
 import type { Orientation } from '../imaging/read-image.ts';
 
 export interface EncodeOptions {

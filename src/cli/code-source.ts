@@ -2,8 +2,8 @@
 // layout, [1, views, h*w] each) or one .npz of arrays per codebook in any accepted layout.
 import { open, readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { readNpy, readNpyHeader, readNpz } from '../imaging/npz.ts';
-import { gridCount, toGridSet, type TokenArrays } from '../inference/token-layout.ts';
+import { readNpy, readNpyHeader, readNpz } from '../formats/npz.ts';
+import { gridCount, toGridSet, type TokenArrays } from '../tokenize/token-layout.ts';
 
 export interface CodeChunk {
   /** Per codebook, [images, h*w] (grids are the same bytes as flat sequences). */

@@ -5,9 +5,9 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
-import { createSampleArchive } from '../imaging/sample-archive.ts';
+import { createSampleArchive } from '../formats/sample-archive.ts';
 import type { ImageFormat } from '../imaging/tensor-to-image.ts';
-import { pipelined } from '../inference/pipelined.ts';
+import { pipelined } from '../tokenize/pipelined.ts';
 import { openCodes, type CodeChunk, type CodeSource } from './code-source.ts';
 import type { ModelInfo, CliTokenizer } from './cli-tokenizer.ts';
 

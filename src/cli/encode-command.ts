@@ -8,9 +8,9 @@
 import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
-import { writeNpy } from '../imaging/npz.ts';
-import type { SourceImage } from '../inference/encode-images.ts';
-import { VIEWS } from '../inference/views.ts';
+import { writeNpy } from '../formats/npz.ts';
+import type { SourceImage } from '../tokenize/encode-images.ts';
+import { VIEWS } from '../tokenize/views.ts';
 import { findImages, type ImageFile } from './find-images.ts';
 import type { EncodeOptions, EncodedFiles, CliTokenizer } from './cli-tokenizer.ts';
 

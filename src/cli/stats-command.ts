@@ -1,7 +1,7 @@
 // `fqtok stats`: codebook usage of a codes folder or .npz (distinct codes, dead codes, perplexity, top codes).
 import { writeFile } from 'node:fs/promises';
-import { countersFor, describeUsage, type CodebookUsage } from '../inference/code-usage.ts';
-import { renderUsageHistogram } from '../imaging/usage-histogram.ts';
+import { countersFor, describeUsage, type CodebookUsage } from '../tokenize/code-usage.ts';
+import { renderUsageHistogram } from '../tokenize/usage-histogram.ts';
 import { openCodes } from './code-source.ts';
 import type { CliTokenizer } from './cli-tokenizer.ts';
 

@@ -2,9 +2,9 @@
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import type { AppDeps } from './app-deps.ts';
-import { encodeImages, type EncodedBatch } from '../inference/encode-images.ts';
-import type { ServedModel } from '../inference/served-model.ts';
-import { writeNpz } from '../imaging/npz.ts';
+import { encodeImages, type EncodedBatch } from '../tokenize/encode-images.ts';
+import type { ServedModel } from '../serving/served-model.ts';
+import { writeNpz } from '../formats/npz.ts';
 import { validationHook } from './validation.ts';
 import { accepts, listOption, parseFields, requestMediaType, validJson } from './options.ts';
 import { readEncodeInput } from './encode-input.ts';

@@ -1,7 +1,7 @@
 // GET /models and GET /models/{name}: what is served, with manifests and execution providers.
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppDeps } from './app-deps.ts';
-import type { ServedModel } from '../inference/served-model.ts';
+import type { ServedModel } from '../serving/served-model.ts';
 import { ModelDetailSchema, ModelListSchema, modelOptions, problems } from './schemas.ts';
 import { validationHook } from './validation.ts';
 

@@ -1,9 +1,9 @@
 // POST /stats: codebook usage of a set of codes (NPZ or JSON, as /decode takes them): JSON, or a PNG histogram.
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppDeps } from './app-deps.ts';
-import { countersFor, describeUsage } from '../inference/code-usage.ts';
-import { toGridSet } from '../inference/token-layout.ts';
-import { renderUsageHistogram } from '../imaging/usage-histogram.ts';
+import { countersFor, describeUsage } from '../tokenize/code-usage.ts';
+import { toGridSet } from '../tokenize/token-layout.ts';
+import { renderUsageHistogram } from '../tokenize/usage-histogram.ts';
 import { readTokenInput } from './token-input.ts';
 import { validationHook } from './validation.ts';
 import { accepts, parseFields, requestMediaType, validJson } from './options.ts';

@@ -31,7 +31,7 @@ import { abortReason, FqError } from '../errors.ts';
 import { decodedPixelsInFlight, decodeWaiting, imagesDecoded } from '../metrics.ts';
 import { workerExecArgv } from '../worker-exec-argv.ts';
 import { checkedHeader, type Orientation } from './read-image.ts';
-import { DecodeGate, type GateState } from './decode-gate.ts';
+import { DecodeGate, type GateState } from './read-gate.ts';
 import type { PreprocessReply, PreprocessTask } from './preprocess-worker.ts';
 import { DEFAULT_TEN_CROP_RANGE, largestIntermediatePixels, type Augment } from './reference-crop.ts';
 

@@ -4,9 +4,9 @@ import path from 'node:path';
 import { FqError } from '../errors.ts';
 import { logger } from '../logger.ts';
 import { modelInfo } from '../metrics.ts';
-import { readManifest } from './manifest.ts';
-import type { BackendHealth, BackendInfo } from './backend.ts';
-import { createBackend, type BackendOptions } from './backend-factory.ts';
+import { readManifest } from '../backends/manifest.ts';
+import type { BackendHealth, BackendInfo } from '../backends/backend.ts';
+import { createBackend, type BackendOptions } from '../backends/backend-factory.ts';
 import { ServedModel, type BatchingOptions, type ModelRef } from './served-model.ts';
 
 export interface RegistryOptions extends BatchingOptions, BackendOptions {

@@ -1,9 +1,9 @@
 // One servable model version: its backend behind an encode and a decode micro-batcher.
 import { FqError } from '../errors.ts';
 import { batchSize, droppedRequests, imagesProcessed, inferenceDuration, queueDepth } from '../metrics.ts';
-import type { BackendHealth, BackendInfo, TokenBatch, InferenceBackend } from './backend.ts';
+import type { BackendHealth, BackendInfo, TokenBatch, InferenceBackend } from '../backends/backend.ts';
 import { MicroBatcher, type Reservation, type SubmitOptions } from './batcher.ts';
-import type { Manifest } from './manifest.ts';
+import type { Manifest } from '../backends/manifest.ts';
 
 export interface ModelRef {
   name: string;

@@ -1,10 +1,10 @@
 // Decodes validated token grids chunk by chunk into a streamed evaluation archive (bounded memory).
-import { createSampleArchive, type SampleArchive } from '../imaging/sample-archive.ts';
-import type { TokenBatch } from './backend.ts';
-import type { SubmitOptions } from './batcher.ts';
+import { createSampleArchive, type SampleArchive } from '../formats/sample-archive.ts';
+import type { TokenBatch } from '../backends/backend.ts';
+import type { SubmitOptions } from '../serving/batcher.ts';
 import { decodeTokensRgb } from './decode-grids.ts';
 import { pipelined } from './pipelined.ts';
-import type { ServedModel } from './served-model.ts';
+import type { ServedModel } from '../serving/served-model.ts';
 
 export interface DecodeArchiveOptions {
   codebooks: string[];

@@ -1,10 +1,10 @@
 // Decode: validated token grids -> tokenizer (with the codebook mask) -> encoded image files.
 import { FqError } from '../errors.ts';
 import { encodeRgb8, type ImageFormat } from '../imaging/tensor-to-image.ts';
-import type { TokenBatch } from './backend.ts';
-import type { SubmitOptions } from './batcher.ts';
-import { requestScope, type RequestLimits } from './request-scope.ts';
-import type { ServedModel } from './served-model.ts';
+import type { TokenBatch } from '../backends/backend.ts';
+import type { SubmitOptions } from '../serving/batcher.ts';
+import { requestScope, type RequestLimits } from '../serving/request-scope.ts';
+import type { ServedModel } from '../serving/served-model.ts';
 
 export interface GridSet {
   /** Per codebook: count*h*w values, grid-major (C order of [count, h, w]). */

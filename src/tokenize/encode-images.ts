@@ -2,10 +2,10 @@
 // The whole request (every view of every image) is admitted to the queue before anything is decoded.
 import { FqError } from '../errors.ts';
 import { cropsToNchw } from '../imaging/preprocess.ts';
-import type { TokenBatch } from './backend.ts';
-import type { Reservation } from './batcher.ts';
-import { requestScope, type RequestLimits } from './request-scope.ts';
-import type { ServedModel } from './served-model.ts';
+import type { TokenBatch } from '../backends/backend.ts';
+import type { Reservation } from '../serving/batcher.ts';
+import { requestScope, type RequestLimits } from '../serving/request-scope.ts';
+import type { ServedModel } from '../serving/served-model.ts';
 import { VIEWS, type Augment } from './views.ts';
 
 import type { Orientation } from '../imaging/read-image.ts';

@@ -5,10 +5,10 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { ExecutionProviderName } from '../config.ts';
-import { logger } from '../logger.ts';
-import { workerExecArgv } from '../worker-exec-argv.ts';
-import type { Manifest } from './manifest.ts';
+import type { ExecutionProviderName } from '../../config.ts';
+import { logger } from '../../logger.ts';
+import { workerExecArgv } from '../../worker-exec-argv.ts';
+import type { Manifest } from '../manifest.ts';
 import type { ProviderCheckRequest, ProviderCheckResult } from './provider-check.ts';
 
 export interface ExecutionProviderSettings {

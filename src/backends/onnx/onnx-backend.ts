@@ -2,11 +2,11 @@
 // worker thread of its own (onnxruntime-node's run() would otherwise block the event loop).
 import path from 'node:path';
 import { Piscina } from 'piscina';
-import { logger } from '../logger.ts';
-import { workerExecArgv } from '../worker-exec-argv.ts';
+import { logger } from '../../logger.ts';
+import { workerExecArgv } from '../../worker-exec-argv.ts';
 import { chooseExecutionProvider, serialisedCreation, type ExecutionProviderSettings, type ProviderEntry } from './execution-providers.ts';
-import type { Manifest } from './manifest.ts';
-import type { BackendInfo, TokenBatch, InferenceBackend } from './backend.ts';
+import type { Manifest } from '../manifest.ts';
+import type { BackendInfo, TokenBatch, InferenceBackend } from '../backend.ts';
 import type { RunResult, RunTask, SessionConfig, SessionDescription } from './ort-session-worker.ts';
 
 export type OnnxBackendOptions = ExecutionProviderSettings;

@@ -4,7 +4,7 @@
 import * as ort from 'onnxruntime-node';
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import type { Manifest } from './manifest.ts';
+import type { Manifest } from '../manifest.ts';
 
 export interface ProviderCheckRequest {
   modelDir: string;

@@ -1,8 +1,8 @@
 // The PyTorch backend: one long-lived worker process per model version, restarted with back-off when it dies or hangs.
-import { FqError } from '../errors.ts';
-import { logger } from '../logger.ts';
-import type { BackendHealth, BackendInfo, TokenBatch, InferenceBackend } from './backend.ts';
-import type { Manifest } from './manifest.ts';
+import { FqError } from '../../errors.ts';
+import { logger } from '../../logger.ts';
+import type { BackendHealth, BackendInfo, TokenBatch, InferenceBackend } from '../backend.ts';
+import type { Manifest } from '../manifest.ts';
 import { TorchWorker, WorkerFault, type TorchWorkerOptions, type WorkerReady } from './torch-worker.ts';
 import { frameTensors, type WireArray } from './worker-protocol.ts';
 
