@@ -2,7 +2,7 @@
 import { z } from '@hono/zod-openapi';
 import { ORIENTATIONS } from '../imaging/read-image.ts';
 import { AUGMENTS } from '../imaging/reference-crop.ts';
-import { IMAGE_FORMATS } from '../imaging/tensor-to-image.ts';
+import { IMAGE_FORMATS } from '../imaging/write-image.ts';
 
 export const ProblemSchema = z
   .object({
@@ -238,5 +238,11 @@ export const CodebookUsageSchema = z
   .openapi('CodebookUsage');
 
 export const CodeUsageResponseSchema = z
-  .object({ model: z.string(), version: z.number().int(), images: z.number().int(), codebooks: z.array(CodebookUsageSchema) })
+  .object({
+    model: z.string(),
+    version: z.number().int(),
+    images: z.number().int().openapi({ description: 'Source images the codes belong to: the leading axis N of [N, A, h, w], [N, h*w] and the like; 1 for a single grid' }),
+    grids: z.number().int().openapi({ description: 'Grids counted per codebook: one per image and view (N x A for [N, A, h, w])' }),
+    codebooks: z.array(CodebookUsageSchema),
+  })
   .openapi('CodeUsage');

@@ -1,24 +1,33 @@
-// Decode: validated token grids -> tokenizer (with the codebook mask) -> encoded image files.
+// Decode grids: admission (one per grid) -> deadline -> grids checked against the model -> the model's
+// decode queue (with the codebook mask) -> raw 8-bit RGB, or image files.
 import { FqError } from '../errors.ts';
-import { encodeRgb8, type ImageFormat } from '../imaging/tensor-to-image.ts';
+import { writeImage, type ImageFormat } from '../imaging/write-image.ts';
 import type { TokenBatch } from '../backends/backend.ts';
 import type { SubmitOptions } from '../serving/batcher.ts';
-import { requestScope, type RequestLimits } from '../serving/request-scope.ts';
 import type { ServedModel } from '../serving/served-model.ts';
-
-export interface GridSet {
-  /** Per codebook: count*h*w values, grid-major (C order of [count, h, w]). */
-  tokens: Record<string, ArrayLike<number>>;
-  count: number;
-  grid: readonly [number, number];
-}
+import { withAdmission, type RequestLimits } from './admission.ts';
+import { codebookMask, selectCodebooks } from './codebooks.ts';
+import type { GridSet } from './token-layout.ts';
 
 export interface DecodeGridsOptions {
-  /** Codebooks to decode with; the others are masked to zero (partial decoding). */
-  codebooks: string[];
+  /** Codebooks to decode with; the others are masked to zero (partial decoding). All when undefined. */
+  codebooks?: string[];
+}
+
+export interface DecodeImagesOptions extends DecodeGridsOptions {
   format: ImageFormat;
   quality?: number;
 }
+
+export interface DecodedRgb {
+  /** count images, 8-bit RGB, HWC, one after another. */
+  rgb: Uint8Array;
+  height: number;
+  width: number;
+}
+
+/** The admission unit of decoding: one grid per codebook makes one image. */
+export const GRID_SETS = 'grid sets';
 
 /** Grid index of flat position i, for error messages that point at the offending value. */
 function locate(i: number, grid: readonly [number, number]): string {
@@ -29,11 +38,11 @@ function locate(i: number, grid: readonly [number, number]): string {
 }
 
 /** Checks what the model needs: grid shape, every used codebook present, integer tokens in range. */
-export function validateGrids(tokenizer: ServedModel, set: GridSet, codebooks: string[]): TokenBatch {
-  const manifest = tokenizer.model.manifest;
+export function validateGrids(model: ServedModel, set: GridSet, codebooks: string[]): TokenBatch {
+  const manifest = model.model.manifest;
   const [gh, gw] = manifest.grid;
   if (set.grid[0] !== gh || set.grid[1] !== gw) {
-    throw new FqError('bad_tokens', `grids are ${set.grid[0]}x${set.grid[1]}; model ${tokenizer.label} takes ${gh}x${gw}`);
+    throw new FqError('bad_tokens', `grids are ${set.grid[0]}x${set.grid[1]}; model ${model.label} takes ${gh}x${gw}`);
   }
   const expected = set.count * gh * gw;
   const out: TokenBatch = {};
@@ -67,48 +76,27 @@ export function validateGrids(tokenizer: ServedModel, set: GridSet, codebooks: s
   return out;
 }
 
-export interface DecodedRgb {
-  /** count images, 8-bit RGB, HWC, one after another. */
-  rgb: Uint8Array;
-  height: number;
-  width: number;
+/** Runs checked tokens through the model's decode queue: the run step of every decode operation. */
+export async function runDecode(model: ServedModel, tokens: TokenBatch, count: number, codebooks: string[], submit: SubmitOptions): Promise<DecodedRgb> {
+  const { grid, downsample } = model.model.manifest;
+  const rgb = await model.decode(tokens, count, grid, codebookMask(model, codebooks), submit);
+  return { rgb, height: grid[0] * downsample, width: grid[1] * downsample };
 }
 
-/** Decodes validated tokens to raw pixels (what an evaluation archive stores). */
-export async function decodeTokensRgb(
-  tokenizer: ServedModel,
-  tokens: TokenBatch,
-  count: number,
-  codebooks: string[],
-  submit: SubmitOptions = {},
-): Promise<DecodedRgb> {
-  const grid = tokenizer.model.manifest.grid;
-  const mask = Float32Array.from(tokenizer.codebookNames, (n) => (codebooks.includes(n) ? 1 : 0));
-  const rgb = await tokenizer.decode(tokens, count, grid, mask, submit);
-  const down = tokenizer.model.manifest.downsample;
-  return { rgb, height: grid[0] * down, width: grid[1] * down };
+/** Grids -> raw pixels (what an evaluation archive stores). */
+export function decodeRgb(model: ServedModel, set: GridSet, options: DecodeGridsOptions, limits: RequestLimits = {}): Promise<DecodedRgb> {
+  return withAdmission(model, 'decode', set.count, GRID_SETS, limits, async (admission) => {
+    const codebooks = selectCodebooks(model, options.codebooks);
+    const tokens = validateGrids(model, set, codebooks);
+    return runDecode(model, tokens, set.count, codebooks, admission.submit);
+  });
 }
 
-export async function decodeGrids(
-  tokenizer: ServedModel,
-  set: GridSet,
-  options: DecodeGridsOptions,
-  limits: RequestLimits = {},
-): Promise<Buffer[]> {
-  // Admitted whole, before the grids are even checked: a refused request costs nothing.
-  const reservation = tokenizer.reserve('decode', set.count, 'grid sets');
-  const scope = requestScope(limits);
-  try {
-    const tokens = validateGrids(tokenizer, set, options.codebooks);
-    const { rgb, height, width } = await decodeTokensRgb(tokenizer, tokens, set.count, options.codebooks, { signal: scope.signal, reservation });
-    const perImage = 3 * height * width;
-    return await Promise.all(
-      Array.from({ length: set.count }, (_, n) =>
-        encodeRgb8(rgb.subarray(n * perImage, (n + 1) * perImage), height, width, options.format, options.quality),
-      ),
-    );
-  } finally {
-    reservation.release();
-    scope.dispose();
-  }
+/** Grids -> one image file each (PNG, JPEG or WebP). */
+export async function decodeGrids(model: ServedModel, set: GridSet, options: DecodeImagesOptions, limits: RequestLimits = {}): Promise<Buffer[]> {
+  const { rgb, height, width } = await decodeRgb(model, set, options, limits);
+  const perImage = 3 * height * width;
+  return Promise.all(
+    Array.from({ length: set.count }, (_, n) => writeImage(rgb.subarray(n * perImage, (n + 1) * perImage), height, width, options.format, options.quality)),
+  );
 }
