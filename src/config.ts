@@ -2,6 +2,9 @@
 import path from 'node:path';
 import { z } from 'zod';
 
+/** FQ_PYTHON's default: where Debian's python3-torch lives. */
+export const DEFAULT_PYTHON = '/usr/bin/python3';
+
 const positiveInt = z.coerce.number().int().positive();
 const nonNegativeInt = z.coerce.number().int().nonnegative();
 
@@ -27,7 +30,7 @@ const configSchema = z
     FQ_DATASETS_DIR: z.string().optional(),
     FQ_WEIGHTS_DIR: z.string().optional(),
     FQ_ADMIN_TOKEN: z.string().min(16, 'FQ_ADMIN_TOKEN must be at least 16 characters').optional(),
-    FQ_PYTHON: z.string().default('/usr/bin/python3'),
+    FQ_PYTHON: z.string().default(DEFAULT_PYTHON),
     FQ_EXECUTION_PROVIDERS: z
       .string()
       .default('cpu')

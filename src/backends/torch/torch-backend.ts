@@ -85,11 +85,6 @@ export class TorchBackend implements InferenceBackend {
     return frameTensors(frame).image as Uint8Array;
   }
 
-  /** The worker's answer for its fixed check input: input, tokens and fp32 margins per codebook. */
-  async check(): Promise<Record<string, WireArray>> {
-    return frameTensors(await this.call({ op: 'check' }, []));
-  }
-
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.restartTimer);
@@ -101,7 +96,7 @@ export class TorchBackend implements InferenceBackend {
   private async call(header: Record<string, unknown>, parts: WireArray[]) {
     const worker = await this.current();
     try {
-      return await worker.request(header, parts, this.deadlineMs());
+      return await worker.request(header, parts, this.hangTimeoutMs());
     } catch (err) {
       if (err instanceof WorkerFault) throw this.unavailable(err.message);
       throw err;
@@ -109,10 +104,11 @@ export class TorchBackend implements InferenceBackend {
   }
 
   /**
-   * A little under the request timeout, so that a request caught by a hung worker is answered 503
-   * (retry) by this deadline rather than 504 by its own.
+   * The worker's watchdog, not a request deadline (requests have theirs in their scope, and the CLI's
+   * have none): a worker silent this long is taken to hang and is killed. A little under the request
+   * timeout, so that a request caught by a hung worker is answered 503 (retry) rather than 504.
    */
-  private deadlineMs(): number {
+  private hangTimeoutMs(): number {
     return Math.max(1000, Math.floor(this.requestTimeoutMs * 0.9));
   }
 
@@ -122,7 +118,7 @@ export class TorchBackend implements InferenceBackend {
     if (this.notReadyReason || !this.starting) throw this.unavailable(this.notReadyReason ?? 'the torch worker is restarting');
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(this.unavailable('the torch worker is still restarting')), this.deadlineMs());
+      timer = setTimeout(() => reject(this.unavailable('the torch worker is still restarting')), this.hangTimeoutMs());
     });
     try {
       return await Promise.race([this.starting, deadline]);
