@@ -7,7 +7,8 @@ import { statsCommand } from './cli/stats-command.ts';
 import { convertArgs, runTrainerModule } from './cli/convert-command.ts';
 import { localTokenizer, remoteTokenizer, type CliTokenizer, type LocalOptions } from './cli/cli-tokenizer.ts';
 import { modelsCommand } from './cli/models-command.ts';
-import { logger } from './logger.ts';
+import { pino } from 'pino';
+import { configureLogger } from './logger.ts';
 import { ORIENTATIONS } from './imaging/read-image.ts';
 import { AUGMENTS } from './imaging/reference-crop.ts';
 import { VIEWS } from './tokenize/views.ts';
@@ -15,7 +16,7 @@ import { IMAGE_FORMATS } from './imaging/write-image.ts';
 
 const choices = (values: readonly string[]) => values.join('|');
 
-const USAGE = `usage: fqtok <command> [options]
+const USAGE = `usage: fqtok <command> [options] [--verbose]
 
   serve                                   start the HTTP service (settings from FQ_* variables)
   encode <folders or files...> --out DIR  tokenise images into DIR/{i}_{codebook}.npy + DIR/index.jsonl
@@ -35,6 +36,9 @@ const USAGE = `usage: fqtok <command> [options]
                                           make a released FQGAN checkpoint servable (ONNX + manifest)
   models [--server URL]                   list the models (as GET /models; in-process from their manifests)
   openapi                                 print the OpenAPI document
+
+Commands show their progress and results, and errors; --verbose (-v) adds the log (FQ_LOG_LEVEL, as
+readable lines on a terminal, JSON otherwise or with FQ_LOG_FORMAT=json).
 `;
 
 function fail(message: string): never {
@@ -48,10 +52,14 @@ function oneOf<T extends string>(flag: string, value: string, values: readonly T
   return value as T;
 }
 
-/** The settings for commands that work in this process; the logger takes its level from them (FQ_LOG_LEVEL). */
+/** --verbose (anywhere on the line): the service's log lines too; without it a command shows its progress, results and errors only. */
+let verbose = false;
+
+/** The settings for commands that work in this process; the logger takes its format (FQ_LOG_FORMAT) from them. */
 function configure(env: NodeJS.ProcessEnv = process.env): Config {
   const config = loadConfig(env);
-  logger.level = config.logLevel;
+  const quiet = (pino.levels.values[config.logLevel] ?? Infinity) >= pino.levels.values.error! ? config.logLevel : 'error';
+  configureLogger({ level: verbose ? config.logLevel : quiet, format: config.logFormat });
   return config;
 }
 
@@ -61,8 +69,9 @@ async function client(server: string | undefined, options: { backend?: string } 
   return localTokenizer(configure(backend ? { ...process.env, FQ_BACKEND: backend } : process.env), local);
 }
 
-async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+async function main(args: string[]): Promise<number> {
+  verbose = args.includes('--verbose') || args.includes('-v');
+  const [command, ...rest] = args.filter((a) => a !== '--verbose' && a !== '-v');
   switch (command) {
     case 'serve':
       await import('./main.ts');
