@@ -7,13 +7,15 @@ import { ModelDetailSchema, ModelListSchema, modelOptions, problems } from './sc
 import { validationHook } from './validation.ts';
 
 function describe(served: ServedModel, isDefault: boolean) {
-  const { backend, device, precision } = served.backendInfo;
+  const { backend, device, precision, requestedDevice, fallback } = served.backendInfo;
   const health = served.health();
   return {
     name: served.model.name,
     version: served.model.version,
     default: isDefault,
     execution_provider: served.executionProvider,
+    requested_execution_provider: requestedDevice,
+    execution_provider_fallback: fallback ?? null,
     backend,
     device,
     precision,

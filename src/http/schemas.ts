@@ -203,7 +203,12 @@ export const ModelSchema = z
     name: z.string(),
     version: z.number().int(),
     default: z.boolean(),
-    execution_provider: z.string(),
+    execution_provider: z.string().openapi({ description: 'Where the model really runs (after any fallback)' }),
+    requested_execution_provider: z.string().openapi({ description: 'Where the configuration asked it to run (the first of FQ_EXECUTION_PROVIDERS)' }),
+    execution_provider_fallback: z
+      .string()
+      .nullable()
+      .openapi({ description: 'Why it does not run where asked (each refused provider and the reason), or null' }),
     backend: z.enum(['onnx', 'torch']).openapi({ description: 'Inference engine of this version (FQ_BACKEND)' }),
     device: z.string().openapi({ description: 'Where it runs: cpu, cuda, webgpu' }),
     precision: z.string().openapi({ description: 'fp32, tf32, bf16 or fp16' }),

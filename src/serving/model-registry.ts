@@ -27,7 +27,12 @@ export interface ModelSummary {
   health: BackendHealth;
 }
 
-const infoLabels = (served: ServedModel) => ({ model: served.model.name, version: String(served.model.version), execution_provider: served.executionProvider });
+const infoLabels = (served: ServedModel) => ({
+  model: served.model.name,
+  version: String(served.model.version),
+  execution_provider: served.executionProvider,
+  requested_execution_provider: served.backendInfo.requestedDevice,
+});
 
 export class ModelRegistry {
   /** name -> version -> served model */

@@ -60,7 +60,9 @@ export class TorchBackend implements InferenceBackend {
   }
 
   get info(): BackendInfo {
-    return { backend: 'torch', device: this.ready.device, precision: this.ready.precision, pid: this.worker?.pid, pending: this.worker?.pending ?? 0 };
+    const { device, precision } = this.ready;
+    // The worker takes the device it is given or finds (--device auto): it runs where it was asked to.
+    return { backend: 'torch', device, precision, requestedDevice: device, pid: this.worker?.pid, pending: this.worker?.pending ?? 0 };
   }
 
   health(): BackendHealth {
