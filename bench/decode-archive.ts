@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { writeNpy } from '../src/imaging/npz.ts';
-import { readManifest } from '../src/inference/manifest.ts';
+import { writeNpy } from '../src/formats/npz.ts';
+import { readManifest } from '../src/backends/manifest.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const { values } = parseArgs({

@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { startServer } from './helpers/start-server.ts';
-import { readManifest } from '../src/inference/manifest.ts';
+import { readManifest } from '../src/backends/manifest.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const { values } = parseArgs({

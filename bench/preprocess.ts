@@ -10,7 +10,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import sharp from 'sharp';
-import { decodeToRgb } from '../src/imaging/read-image.ts';
+import { readImage } from '../src/imaging/read-image.ts';
 import { createPreprocessor } from '../src/imaging/preprocess.ts';
 import { centerCropArr } from '../src/imaging/reference-crop.ts';
 
@@ -66,7 +66,7 @@ const wall = { decode: [] as number[], crop: [] as number[] };
 const cpu = { decode: [] as number[], crop: [] as number[] };
 for (let r = 0; r <= runs; r++) {
   const [t0, c0] = [performance.now(), cpuMs()];
-  const image = await decodeToRgb(jpeg, { orientation: 'ignore', maxInputPixels });
+  const image = await readImage(jpeg, { orientation: 'ignore', maxInputPixels });
   const [t1, c1] = [performance.now(), cpuMs()];
   centerCropArr(image, 256);
   const [t2, c2] = [performance.now(), cpuMs()];

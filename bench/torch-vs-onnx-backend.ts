@@ -10,9 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { InferenceBackend } from '../src/inference/backend.ts';
-import { createBackend } from '../src/inference/backend-factory.ts';
-import { readManifest } from '../src/inference/manifest.ts';
+import type { InferenceBackend } from '../src/backends/backend.ts';
+import { createBackend } from '../src/backends/backend-factory.ts';
+import { readManifest } from '../src/backends/manifest.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const { values } = parseArgs({

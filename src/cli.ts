@@ -5,33 +5,40 @@ import { decodeCommand } from './cli/decode-command.ts';
 import { encodeCommand } from './cli/encode-command.ts';
 import { statsCommand } from './cli/stats-command.ts';
 import { convertArgs, runTrainerModule } from './cli/convert-command.ts';
-import { localTokenizer, remoteTokenizer, type CliTokenizer } from './cli/cli-tokenizer.ts';
-import { logger } from './logger.ts';
+import { localTokenizer, remoteTokenizer, type CliTokenizer, type LocalOptions } from './cli/cli-tokenizer.ts';
+import { modelsCommand } from './cli/models-command.ts';
+import { pino } from 'pino';
+import { configureLogger } from './logger.ts';
 import { ORIENTATIONS } from './imaging/read-image.ts';
 import { AUGMENTS } from './imaging/reference-crop.ts';
-import { IMAGE_FORMATS } from './imaging/tensor-to-image.ts';
+import { VIEWS } from './tokenize/views.ts';
+import { IMAGE_FORMATS } from './imaging/write-image.ts';
 
 const choices = (values: readonly string[]) => values.join('|');
 
-const USAGE = `usage: fqtok <command> [options]
+const USAGE = `usage: fqtok <command> [options] [--verbose]
 
   serve                                   start the HTTP service (settings from FQ_* variables)
   encode <folders or files...> --out DIR  tokenise images into DIR/{i}_{codebook}.npy + DIR/index.jsonl
          [--labels DIR] [--augment ${choices(AUGMENTS)}] [--orientation ${choices(ORIENTATIONS)}] [--model NAME] [--server URL]
          [--backend ${choices(BACKEND_NAMES)}]      in-process backend (default FQ_BACKEND)
-         [--batch-size N]                 images per batch (default: 64 crops' worth on a GPU provider,
-                                          FQ_MAX_BATCH crops' worth on CPU, 16 to a CPU server)
+         [--batch-size N]                 images per batch, one inference run (default: 64 crops' worth where
+                                          the model runs on a GPU, FQ_MAX_BATCH crops' worth on CPU, 16 to a CPU server)
   decode <codes dir or .npz> --out DIR|FILE.npz
                                           rebuild images from {i}_{codebook}.npy files or an .npz of grids or
                                           flat h*w sequences: one image file each into DIR, or one evaluation
                                           archive (arr_0 uint8 [N, H, W, 3]) when --out ends in .npz
          [--format ${choices(IMAGE_FORMATS)}] [--model NAME] [--server URL]
-  stats <codes dir or .npz>               codebook usage per codebook: distinct and dead codes, perplexity, top codes (JSON)
+  stats <codes dir or .npz>               codebook usage per codebook: distinct and dead codes, perplexity, top codes (JSON;
+                                          reads the model's manifest only)
          [--top K] [--png FILE] [--model NAME] [--server URL]
   convert --checkpoint PATH --out models/NAME [--weights model|ema]
                                           make a released FQGAN checkpoint servable (ONNX + manifest)
-  models [--server URL]                   list the models
+  models [--server URL]                   list the models (as GET /models; in-process from their manifests)
   openapi                                 print the OpenAPI document
+
+Commands show their progress and results, and errors; --verbose (-v) adds the log (FQ_LOG_LEVEL, as
+readable lines on a terminal, JSON otherwise or with FQ_LOG_FORMAT=json).
 `;
 
 function fail(message: string): never {
@@ -45,21 +52,26 @@ function oneOf<T extends string>(flag: string, value: string, values: readonly T
   return value as T;
 }
 
-/** The settings for commands that work in this process; the logger takes its level from them (FQ_LOG_LEVEL). */
+/** --verbose (anywhere on the line): the service's log lines too; without it a command shows its progress, results and errors only. */
+let verbose = false;
+
+/** The settings for commands that work in this process; the logger takes its format (FQ_LOG_FORMAT) from them. */
 function configure(env: NodeJS.ProcessEnv = process.env): Config {
   const config = loadConfig(env);
-  logger.level = config.logLevel;
+  const quiet = (pino.levels.values[config.logLevel] ?? Infinity) >= pino.levels.values.error! ? config.logLevel : 'error';
+  configureLogger({ level: verbose ? config.logLevel : quiet, format: config.logFormat });
   return config;
 }
 
-async function client(server: string | undefined, options: { backend?: string; model?: string } = {}): Promise<CliTokenizer> {
-  if (server) return remoteTokenizer(server, options.model);
-  const backend = options.backend;
-  return localTokenizer(configure(backend ? { ...process.env, FQ_BACKEND: backend } : process.env));
+async function client(server: string | undefined, options: { backend?: string } & LocalOptions = {}): Promise<CliTokenizer> {
+  if (server) return remoteTokenizer(server);
+  const { backend, ...local } = options;
+  return localTokenizer(configure(backend ? { ...process.env, FQ_BACKEND: backend } : process.env), local);
 }
 
-async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+async function main(args: string[]): Promise<number> {
+  verbose = args.includes('--verbose') || args.includes('-v');
+  const [command, ...rest] = args.filter((a) => a !== '--verbose' && a !== '-v');
   switch (command) {
     case 'serve':
       await import('./main.ts');
@@ -86,7 +98,9 @@ async function main(argv: string[]): Promise<number> {
       if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize > 0)) fail('--batch-size must be a positive integer');
       const augment = oneOf('augment', values.augment, AUGMENTS);
       const orientation = oneOf('orientation', values.orientation, ORIENTATIONS);
-      const c = await client(values.server, { backend: values.backend, model: values.model });
+      // In-process, --batch-size sets the run size too: a batch of images is one inference run.
+      const runSize = batchSize === undefined ? undefined : batchSize * VIEWS[augment].length;
+      const c = await client(values.server, { backend: values.backend, runSize });
       try {
         const summary = await encodeCommand(c, {
           batchSize,
@@ -145,16 +159,7 @@ async function main(argv: string[]): Promise<number> {
       return runTrainerModule(configure().python, 'export', convertArgs(rest));
     case 'models': {
       const { values } = parseArgs({ args: rest, options: { server: { type: 'string' } } });
-      if (values.server) {
-        process.stdout.write(JSON.stringify(await (await fetch(new URL('/models', values.server))).json(), null, 2) + '\n');
-      } else {
-        const { ModelRegistry } = await import('./inference/model-registry.ts');
-        const config = configure();
-        const registry = new ModelRegistry(config);
-        await registry.loadModelsDir(config.modelsDir);
-        process.stdout.write(JSON.stringify(registry.list(), null, 2) + '\n');
-        await registry.close();
-      }
+      process.stdout.write(JSON.stringify(await modelsCommand(configure(), values.server), null, 2) + '\n');
       return 0;
     }
     case 'openapi': {

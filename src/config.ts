@@ -1,6 +1,10 @@
 // Every setting of fqtok, read from FQ_* environment variables and validated once at start-up.
 import path from 'node:path';
 import { z } from 'zod';
+import { LOG_FORMATS } from './logger.ts';
+
+/** FQ_PYTHON's default: where Debian's python3-torch lives. */
+export const DEFAULT_PYTHON = '/usr/bin/python3';
 
 const positiveInt = z.coerce.number().int().positive();
 const nonNegativeInt = z.coerce.number().int().nonnegative();
@@ -27,7 +31,7 @@ const configSchema = z
     FQ_DATASETS_DIR: z.string().optional(),
     FQ_WEIGHTS_DIR: z.string().optional(),
     FQ_ADMIN_TOKEN: z.string().min(16, 'FQ_ADMIN_TOKEN must be at least 16 characters').optional(),
-    FQ_PYTHON: z.string().default('/usr/bin/python3'),
+    FQ_PYTHON: z.string().default(DEFAULT_PYTHON),
     FQ_EXECUTION_PROVIDERS: z
       .string()
       .default('cpu')
@@ -52,6 +56,7 @@ const configSchema = z
     FQ_JOB_CANCEL_GRACE_MS: positiveInt.default(8_000), // also the trainer's own stop deadline: < 10 s
     FQ_SHUTDOWN_GRACE_MS: positiveInt.default(30_000),
     FQ_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    FQ_LOG_FORMAT: z.enum(LOG_FORMATS).default('auto'), // auto: readable lines on a terminal, JSON otherwise
   })
   .transform((e) => {
     const dataDir = path.resolve(e.FQ_DATA_DIR);
@@ -90,6 +95,7 @@ const configSchema = z
       jobCancelGraceMs: e.FQ_JOB_CANCEL_GRACE_MS,
       shutdownGraceMs: e.FQ_SHUTDOWN_GRACE_MS,
       logLevel: e.FQ_LOG_LEVEL,
+      logFormat: e.FQ_LOG_FORMAT,
     };
   });
 

@@ -58,8 +58,8 @@ export const droppedRequests = new Counter({
 
 export const modelInfo = new Gauge({
   name: 'fqtok_model_info',
-  help: 'Served model versions (value 1) and the execution provider each really runs on',
-  labelNames: ['model', 'version', 'execution_provider'] as const,
+  help: 'Served model versions (value 1), the execution provider each really runs on and the one configured first (they differ after a fallback)',
+  labelNames: ['model', 'version', 'execution_provider', 'requested_execution_provider'] as const,
   registers: [metricsRegistry],
 });
 

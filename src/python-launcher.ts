@@ -1,5 +1,6 @@
 // Python children that cannot outlive this process, even after `kill -9`: the launcher, their environment, signalling their group.
 import path from 'node:path';
+import { withoutCudaFp32Pin } from './backends/onnx/cuda-fp32.ts';
 
 export const TRAINER_DIR = path.resolve(import.meta.dirname, '../trainer');
 
@@ -26,11 +27,11 @@ export function launcherArgs(module: string, args: string[]): string[] {
   return ['-c', LAUNCHER, String(process.pid), module, ...args];
 }
 
-/** The environment for a Python child: unbuffered, and without the service's secret. */
+/** The environment for a Python child: unbuffered, without the service's secret, and with its own say on TF32. */
 export function childEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1' };
   delete env.FQ_ADMIN_TOKEN;
-  return env;
+  return withoutCudaFp32Pin(env);
 }
 
 /** Signals a whole process group; a group that is already gone is fine. */

@@ -6,10 +6,10 @@ import type { Lifecycle } from './http/app-deps.ts';
 import type { Config } from './config.ts';
 import { openDatabase, type Db } from './db/client.ts';
 import { createPreprocessor } from './imaging/preprocess.ts';
-import { ModelRegistry } from './inference/model-registry.ts';
+import { ModelRegistry } from './serving/model-registry.ts';
 import { JobsService } from './jobs/jobs-service.ts';
 import { dataLayout } from './jobs/layout.ts';
-import { logger } from './logger.ts';
+import { configureLogger, logger } from './logger.ts';
 
 export interface RunningServer {
   app: App;
@@ -22,7 +22,7 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Config): Promise<RunningServer> {
-  logger.level = config.logLevel;
+  configureLogger({ level: config.logLevel, format: config.logFormat });
   const registry = new ModelRegistry({ ...config, defaultModel: config.defaultModel });
   await registry.loadModelsDir(config.modelsDir);
   const layout = dataLayout(config.dataDir, config.weightsDir);

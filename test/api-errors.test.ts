@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { deflateSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
-import { writeNpz } from '../src/imaging/npz.ts';
+import { writeNpz } from '../src/formats/npz.ts';
 import { makeImage } from './helpers/images.ts';
 import { ResponseValidator } from './helpers/openapi.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';

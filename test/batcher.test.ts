@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FqError } from '../src/errors.ts';
-import { MicroBatcher } from '../src/inference/batcher.ts';
+import { MicroBatcher } from '../src/serving/batcher.ts';
 
 function recordingBatcher(options: { maxBatch?: number; maxQueue?: number; maxWaitMs?: number; delayMs?: number } = {}) {
   const runs: number[][] = [];
@@ -46,17 +46,20 @@ test('overload is refused at once with a Retry-After hint', async () => {
   assert.equal(await first, 10);
 });
 
-test('an aborted or timed-out entry is dropped before it runs', async () => {
-  const { batcher, runs } = recordingBatcher({ maxWaitMs: 30 });
+test('an entry whose caller left, or whose request passed its deadline, is dropped before it runs', async () => {
+  const { batcher, runs } = recordingBatcher({ maxWaitMs: 60_000, maxBatch: 4 });
   const controller = new AbortController();
+  const deadline = new AbortController();
   const aborted = batcher.submit({ value: 1 }, 1, { signal: controller.signal });
-  const timedOut = batcher.submit({ value: 2 }, 1, { timeoutMs: 5 });
+  const timedOut = batcher.submit({ value: 2 }, 1, { signal: deadline.signal });
   const kept = batcher.submit({ value: 3 }, 1);
   controller.abort();
+  deadline.abort(new FqError('timeout', 'not processed within 5 ms')); // as a request scope's deadline aborts
   await assert.rejects(aborted, (e: FqError) => e.kind === 'bad_request');
   await assert.rejects(timedOut, (e: FqError) => e.kind === 'timeout');
+  batcher.submit({ value: 4 }, 3); // fills the batch (maxBatch 4), so it runs now rather than after the wait
   assert.equal(await kept, 30);
-  assert.deepEqual(runs, [[3]]);
+  assert.deepEqual(runs, [[3, 4]]);
 });
 
 test('drain finishes accepted work and then refuses new entries', async () => {

@@ -7,8 +7,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
-import { writeNpy, writeNpz } from '../src/imaging/npz.ts';
-import { readSampleArchive } from '../src/imaging/sample-archive.ts';
+import { writeNpy, writeNpz } from '../src/formats/npz.ts';
+import { readSampleArchive } from '../src/formats/sample-archive.ts';
 import { makeImage } from './helpers/images.ts';
 import { ROOT, startTestServer, type TestServer } from './helpers/server.ts';
 

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { loadConfig } from '../src/config.ts';
-import { BATCHES_IN_FLIGHT, encodeCommand } from '../src/cli/encode-command.ts';
-import { localTokenizer, type CliTokenizer } from '../src/cli/cli-tokenizer.ts';
+import { encodeCommand } from '../src/cli/encode-command.ts';
+import { BATCHES_IN_FLIGHT, localTokenizer, type CliTokenizer } from '../src/cli/cli-tokenizer.ts';
 import { makeImage } from './helpers/images.ts';
 import { ROOT } from './helpers/server.ts';
 

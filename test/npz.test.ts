@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { readNpz, writeNpz } from '../src/imaging/npz.ts';
+import { readNpz, writeNpz } from '../src/formats/npz.ts';
 
 const python = process.env.FQ_PYTHON ?? '/usr/bin/python3';
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { FqError } from '../src/errors.ts';
-import { decodeToRgb } from '../src/imaging/read-image.ts';
+import { readImage } from '../src/imaging/read-image.ts';
 import { resample } from './helpers/pil-resample.ts';
 import { createPreprocessor, cropsToNchw, type Augment, type Orientation } from '../src/imaging/preprocess.ts';
 import { centerCropArr, centerCropResizes, cropWindow, roundHalfEven } from '../src/imaging/reference-crop.ts';
@@ -107,7 +107,7 @@ describe('orientation', () => {
 describe('decoding', () => {
   test('embedded ICC profiles are ignored, as Pillow does (and this profile would change the pixels)', async () => {
     const input = fixture('icc_640x480.jpg');
-    const ours = await decodeToRgb(input, { orientation: 'ignore', maxInputPixels: MAX_INPUT_PIXELS });
+    const ours = await readImage(input, { orientation: 'ignore', maxInputPixels: MAX_INPUT_PIXELS });
     const managed = await sharp(input).toColourspace('srgb').raw().toBuffer();
     assert.notDeepEqual(Buffer.from(ours.data), managed);
   });
@@ -124,8 +124,8 @@ describe('decoding', () => {
     const input = fixture('rgb_513x700.png');
     const limit = 513 * 700;
     const options = { orientation: 'ignore', maxInputPixels: limit } as const;
-    assert.equal((await decodeToRgb(input, options)).width, 513);
-    await assert.rejects(decodeToRgb(input, { ...options, maxInputPixels: limit - 1 }), { name: 'FqError', kind: 'too_large' });
+    assert.equal((await readImage(input, options)).width, 513);
+    await assert.rejects(readImage(input, { ...options, maxInputPixels: limit - 1 }), { name: 'FqError', kind: 'too_large' });
   });
 });
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
-import { writeNpy, writeNpz } from '../src/imaging/npz.ts';
+import { writeNpy, writeNpz } from '../src/formats/npz.ts';
 import { ResponseValidator } from './helpers/openapi.ts';
 import { ROOT, startTestServer, type TestServer } from './helpers/server.ts';
 
@@ -86,8 +86,8 @@ test('POST /stats on an uploaded NPZ agrees with numpy; format=png is a histogra
   const res = await postStats(readFileSync(path.join(dir, 'sequences.npz')), '?top=12');
   await validator.check('POST', '/stats', res.clone());
   assert.equal(res.status, 200);
-  const body = (await res.json()) as { images: number; codebooks: Usage[] };
-  assert.equal(body.images, 7);
+  const body = (await res.json()) as { images: number; grids: number; codebooks: Usage[] };
+  assert.deepEqual([body.images, body.grids], [7, 7]);
   assertAgrees(body.codebooks, await numpyUsage(path.join(dir, 'sequences.npz'), 12));
   const png = await postStats(readFileSync(path.join(dir, 'sequences.npz')), '?format=png');
   assert.equal(png.headers.get('content-type'), 'image/png');
@@ -111,8 +111,8 @@ test('fqtok stats on a folder of extractor codes agrees with numpy and writes a 
     cwd: ROOT,
     env: { ...process.env, FQ_LOG_LEVEL: 'silent', FQ_MODELS_DIR: path.join(ROOT, 'models') },
   });
-  const body = JSON.parse(stdout) as { images: number; codebooks: Usage[] };
-  assert.equal(body.images, 10);
+  const body = JSON.parse(stdout) as { images: number; grids: number; codebooks: Usage[] };
+  assert.deepEqual([body.images, body.grids], [5, 10], 'five extractor files of [1, 2 views, 256]: 5 images, 10 grids');
   assertAgrees(body.codebooks, await numpyUsage(path.join(dir, 'codes'), 5));
   const meta = await sharp(png).metadata();
   assert.deepEqual([meta.format, meta.width], ['png', 1024]);

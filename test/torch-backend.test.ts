@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
-import { readNpz } from '../src/imaging/npz.ts';
+import { readNpz } from '../src/formats/npz.ts';
 import { makeImage } from './helpers/images.ts';
 import { ROOT, startTestServer, type TestServer } from './helpers/server.ts';
 

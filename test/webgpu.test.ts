@@ -46,7 +46,7 @@ test('webgpu serves /encode with the CPU tokens and /decode within tolerance', {
     gpu = await startServerProcess({ FQ_EXECUTION_PROVIDERS: 'webgpu', XDG_RUNTIME_DIR: runtimeDir });
     const models = (await (await fetch(`${gpu.url}/models`)).json()) as { models: { execution_provider: string }[] };
     assert.deepEqual(models.models.map((m) => m.execution_provider), ['webgpu'], `WebGPU refused (bookworm's Mesa 22 is; .ci/install-vulkan installs Mesa 25):\n${gpu.log()}`);
-    assert.match(await (await fetch(`${gpu.url}/metrics`)).text(), /fqtok_model_info\{model="fqgan-triple-vq16-tiny",version="1",execution_provider="webgpu"\} 1/);
+    assert.match(await (await fetch(`${gpu.url}/metrics`)).text(), /fqtok_model_info\{model="fqgan-triple-vq16-tiny",version="1",execution_provider="webgpu",requested_execution_provider="webgpu"\} 1/);
     assert.match(gpu.log(), /execution provider agrees with the CPU EP/);
 
     const images = [await makeImage(256, 256, 'png', 3), await makeImage(320, 240, 'jpeg', 7)];

@@ -1,15 +1,20 @@
-// The bulk CLI's view of a tokenizer: in this process (model registry + preprocessing) or a server over HTTP.
-import { readNpz, writeNpz } from '../imaging/npz.ts';
-import { readSampleArchive } from '../imaging/sample-archive.ts';
-import type { ImageFormat } from '../imaging/tensor-to-image.ts';
+// The bulk CLI's view of a tokenizer: in this process (the same operations the HTTP routes call, on the one
+// model a command uses) or a server over HTTP.
+import { readManifest } from '../backends/manifest.ts';
+import type { BackendInfo } from '../backends/backend.ts';
 import type { Config } from '../config.ts';
-import { createPreprocessor } from '../imaging/preprocess.ts';
-import { decodeGrids, decodeTokensRgb, validateGrids, type DecodedRgb } from '../inference/decode-grids.ts';
-import { encodeImages, selectCodebooks, type SourceImage } from '../inference/encode-images.ts';
-import { ModelRegistry } from '../inference/model-registry.ts';
-import { toGridSet, type TokenArrays } from '../inference/token-layout.ts';
-import type { Augment } from '../inference/views.ts';
+import { readNpz, writeNpz } from '../formats/npz.ts';
+import { readSampleArchive } from '../formats/sample-archive.ts';
+import { createPreprocessor, type Preprocessor } from '../imaging/preprocess.ts';
 import type { Orientation } from '../imaging/read-image.ts';
+import type { ImageFormat } from '../imaging/write-image.ts';
+import { findModelFolders, pickModelFolder, type ModelFolder } from '../serving/model-folders.ts';
+import { ModelRegistry } from '../serving/model-registry.ts';
+import type { BatchingOptions, ServedModel } from '../serving/served-model.ts';
+import { decodeGrids, decodeRgb, type DecodedRgb } from '../tokenize/decode-grids.ts';
+import { encodeImages, type SourceImage } from '../tokenize/encode-images.ts';
+import type { GridSet } from '../tokenize/token-layout.ts';
+import type { Augment } from '../tokenize/views.ts';
 
 export interface EncodeOptions {
   model?: string;
@@ -25,7 +30,7 @@ export interface EncodedFiles {
   cells: number;
 }
 
-/** What the CLI needs to know of a model before decoding: its grid, output size and codebooks. */
+/** What the CLI needs to know of a model before decoding or counting: its grid, output size and codebooks. */
 export interface ModelInfo {
   label: string;
   grid: [number, number];
@@ -36,63 +41,84 @@ export interface ModelInfo {
 
 export interface CliTokenizer {
   /**
-   * Crops (images x views) worth sending at once: enough to fill one inference run. On a GPU that is
-   * GPU_BATCH (a GPU's throughput keeps growing with the batch where a CPU's is flat); on a CPU the
-   * micro-batch maximum (FQ_MAX_BATCH), since larger batches only add latency and memory there.
+   * Crops (images x views) per inference run for `model`: the one batch size of the bulk path. Commands
+   * send this much at once (a batch of images is one run), and BATCHES_IN_FLIGHT batches at most.
    */
-  preferredBatch: number;
+  runSize(model?: string): Promise<number>;
   encode(images: SourceImage[], options: EncodeOptions): Promise<EncodedFiles>;
+  /** The model's facts, from its manifest (nothing is started for it in this process). */
   describe(model?: string): Promise<ModelInfo>;
-  /** Token arrays in any accepted layout -> one image file each. */
-  decode(arrays: TokenArrays, options: { model?: string; format: ImageFormat }): Promise<Buffer[]>;
-  /** Token arrays in any accepted layout -> raw 8-bit RGB, HWC, one image after another. */
-  decodeRgb(arrays: TokenArrays, options: { model?: string }): Promise<DecodedRgb>;
+  /** Grids -> one image file each. */
+  decode(set: GridSet, options: { model?: string; format: ImageFormat }): Promise<Buffer[]>;
+  /** Grids -> raw 8-bit RGB, HWC, one image after another. */
+  decodeRgb(set: GridSet, options: { model?: string }): Promise<DecodedRgb>;
   close(): Promise<void>;
 }
 
-/** Crops per inference run for bulk work on a GPU provider. */
-export const GPU_BATCH = 64;
+/** Batches under way at once in a bulk command: one in inference, one being preprocessed, one being read. */
+export const BATCHES_IN_FLIGHT = 3;
+/** Crops per inference run for bulk work on a GPU (its throughput keeps growing with the batch; a CPU's is flat). */
+export const GPU_RUN_SIZE = 64;
 /** Crops per request to a CPU server, whose micro-batch maximum the client cannot see (its default is 8). */
-const REMOTE_CPU_BATCH = 16;
+const REMOTE_CPU_RUN_SIZE = 16;
 
-export async function localTokenizer(config: Config): Promise<CliTokenizer> {
-  const onGpu = config.executionProviders[0] !== 'cpu';
-  const preferredBatch = onGpu ? Math.max(GPU_BATCH, config.maxBatch) : config.maxBatch;
-  // Bulk work owns this process: one run per batch, and room in the queue for every batch in flight.
-  const registry = new ModelRegistry({ ...config, maxBatch: preferredBatch, maxQueue: Math.max(config.maxQueue, 64 * preferredBatch) });
-  await registry.loadModelsDir(config.modelsDir);
-  const preprocessor = createPreprocessor({
-    maxInputPixels: config.maxInputPixels,
-    maxDecodePixelsInFlight: config.maxDecodePixelsInFlight,
-    threads: config.preprocessThreads,
-  }); // crops to each model's image_size
+const onGpu = (device: string | undefined) => device !== undefined && device !== 'cpu';
+
+function modelInfo(label: string, manifest: { grid: readonly [number, number]; downsample: number; codebooks: { name: string; size: number }[] }): ModelInfo {
+  const [h, w] = manifest.grid;
+  return { label, grid: [h, w], height: h * manifest.downsample, width: w * manifest.downsample, codebooks: manifest.codebooks.map(({ name, size }) => ({ name, size })) };
+}
+
+export interface LocalOptions {
+  /** Crops per inference run; default GPU_RUN_SIZE where the model's backend runs on a GPU, FQ_MAX_BATCH on a CPU. */
+  runSize?: number;
+}
+
+/** Models from FQ_MODELS_DIR, each loaded (backend started) only when a command first runs it. */
+export async function localTokenizer(config: Config, options: LocalOptions = {}): Promise<CliTokenizer> {
+  const folders = (await findModelFolders(config.modelsDir)) ?? [];
+  const folder = (name?: string): ModelFolder => pickModelFolder(folders, name, config.defaultModel);
+  // Bulk work owns this process: one run per batch, and queue room for exactly the batches in flight.
+  const batchingFor = (backend: BackendInfo): BatchingOptions => {
+    const run = options.runSize ?? (onGpu(backend.device) ? GPU_RUN_SIZE : config.maxBatch);
+    return { maxBatch: run, batchWaitMs: config.batchWaitMs, maxQueue: BATCHES_IN_FLIGHT * run };
+  };
+  const registry = new ModelRegistry({ ...config, batchingFor });
+  const loading = new Map<string, Promise<ServedModel>>();
+  const served = (name?: string): Promise<ServedModel> => {
+    const { name: found, dir } = folder(name);
+    if (!loading.has(found)) loading.set(found, registry.load(found, 1, dir));
+    return loading.get(found)!;
+  };
+  let preprocessor: Preprocessor | undefined; // started by the first encode; crops to each model's image_size
+  const crops = () =>
+    (preprocessor ??= createPreprocessor({
+      maxInputPixels: config.maxInputPixels,
+      maxDecodePixelsInFlight: config.maxDecodePixelsInFlight,
+      threads: config.preprocessThreads,
+    }));
   return {
-    preferredBatch,
+    async runSize(model) {
+      return (await served(model)).maxBatch;
+    },
     async encode(images, options) {
-      const tokenizer = registry.get(options.model);
-      const batch = await encodeImages(tokenizer, preprocessor, images, { augment: options.augment, orientation: options.orientation });
+      const batch = await encodeImages(await served(options.model), crops(), images, { augment: options.augment, orientation: options.orientation });
       return { tokens: batch.tokens, codebooks: batch.codebooks, views: batch.views.length, cells: batch.grid[0] * batch.grid[1] };
     },
     async describe(model) {
-      const m = registry.get(model).model;
-      const down = m.manifest.downsample;
-      const [h, w] = m.manifest.grid;
-      return { label: `${m.name}@${m.version}`, grid: [h, w], height: h * down, width: w * down, codebooks: m.manifest.codebooks };
+      const { name, dir } = folder(model);
+      return modelInfo(`${name}@1`, await readManifest(dir));
     },
-    async decode(arrays, options) {
-      const tokenizer = registry.get(options.model);
-      const set = toGridSet(arrays, tokenizer.model.manifest.grid, tokenizer.label);
-      return decodeGrids(tokenizer, set, { codebooks: selectCodebooks(tokenizer, undefined), format: options.format });
+    async decode(set, options) {
+      return decodeGrids(await served(options.model), set, { format: options.format });
     },
-    async decodeRgb(arrays, options) {
-      const tokenizer = registry.get(options.model);
-      const codebooks = selectCodebooks(tokenizer, undefined);
-      const set = toGridSet(arrays, tokenizer.model.manifest.grid, tokenizer.label);
-      return decodeTokensRgb(tokenizer, validateGrids(tokenizer, set, codebooks), set.count, codebooks);
+    async decodeRgb(set, options) {
+      return decodeRgb(await served(options.model), set, {});
     },
     async close() {
+      await Promise.allSettled(loading.values()); // a model still starting is closed with the rest
       await registry.close();
-      await preprocessor.close();
+      await preprocessor?.close();
     },
   };
 }
@@ -109,38 +135,40 @@ async function expectOk(response: Response): Promise<Response> {
   throw new Error(`server answered ${response.status}: ${detail}`);
 }
 
-/** A server's answer to GET /models, as far as the client reads it. */
-interface ModelsListing {
-  default: string | null;
-  models?: { name: string; execution_provider?: string }[];
-}
-
-export async function remoteTokenizer(baseUrl: string, model?: string): Promise<CliTokenizer> {
-
-interface ModelListing {
+/** A model as the server's GET /models and GET /models/{name} describe it, as far as the client reads it. */
+interface ServedModelListing {
   name: string;
   version: number;
+  device?: string;
   grid: [number, number];
   downsample: number;
   codebooks: { name: string; size: number }[];
 }
 
-  const url = (p: string, q: Record<string, string | undefined>) => {
+export async function remoteTokenizer(baseUrl: string): Promise<CliTokenizer> {
+  const url = (p: string, q: Record<string, string | undefined> = {}) => {
     const u = new URL(p, baseUrl);
     for (const [k, v] of Object.entries(q)) if (v !== undefined) u.searchParams.set(k, v);
     return u;
   };
-  const listing = (await (await expectOk(await fetch(url('/models', {})))).json()) as ModelsListing;
-  const served = listing.models?.find((m) => m.name === (model ?? listing.default));
-  const onGpu = served?.execution_provider !== undefined && served.execution_provider !== 'cpu';
-  const postNpz = async (arrays: TokenArrays, query: Record<string, string | undefined>, accept: string) => {
-    const npz = writeNpz(Object.fromEntries(Object.entries(arrays).map(([n, a]) => [n, { shape: a.shape, data: Int32Array.from(a.data) }])));
+  const listing = async (model?: string): Promise<ServedModelListing> => {
+    const response = await expectOk(await fetch(url(model ? `/models/${encodeURIComponent(model)}` : '/models')));
+    const body = (await response.json()) as ServedModelListing | { default: string | null; models: ServedModelListing[] };
+    const found = 'models' in body ? body.models.find((m) => m.name === body.default) : body;
+    if (!found) throw new Error(`${baseUrl} has no default model; name one with --model`);
+    return found;
+  };
+  const postNpz = async (set: GridSet, query: Record<string, string | undefined>, accept: string) => {
+    const cells = set.grid[0] * set.grid[1];
+    const npz = writeNpz(Object.fromEntries(Object.entries(set.tokens).map(([n, data]) => [n, { shape: [set.count, cells], data: Int32Array.from(data) }])));
     return expectOk(
       await fetch(url('/decode', query), { method: 'POST', headers: { 'content-type': 'application/x-npz', accept }, body: npz as Uint8Array<ArrayBuffer> }),
     );
   };
   return {
-    preferredBatch: onGpu ? GPU_BATCH : REMOTE_CPU_BATCH,
+    async runSize(model) {
+      return onGpu((await listing(model)).device) ? GPU_RUN_SIZE : REMOTE_CPU_RUN_SIZE;
+    },
     async encode(images, options) {
       const form = new FormData();
       images.forEach((image, i) => form.append('image', new Blob([new Uint8Array(image.bytes)]), image.name ?? `image-${i}`));
@@ -161,19 +189,16 @@ interface ModelListing {
       };
     },
     async describe(model) {
-      const response = await expectOk(await fetch(url(model ? `/models/${encodeURIComponent(model)}` : '/models', {})));
-      const body = (await response.json()) as ModelListing | { default: string | null; models: ModelListing[] };
-      const m = 'models' in body ? body.models.find((x) => x.name === body.default) : body;
-      if (!m) throw new Error(`${baseUrl} has no default model; name one with --model`);
-      return { label: `${m.name}@${m.version}`, grid: m.grid, height: m.grid[0] * m.downsample, width: m.grid[1] * m.downsample, codebooks: m.codebooks };
+      const m = await listing(model);
+      return modelInfo(`${m.name}@${m.version}`, m);
     },
-    async decode(arrays, options) {
-      const response = await postNpz(arrays, { model: options.model, format: options.format }, 'application/json');
+    async decode(set, options) {
+      const response = await postNpz(set, { model: options.model, format: options.format }, 'application/json');
       const body = (await response.json()) as { images: { data: string }[] };
       return body.images.map((i) => Buffer.from(i.data, 'base64'));
     },
-    async decodeRgb(arrays, options) {
-      const response = await postNpz(arrays, { model: options.model, format: 'npz' }, 'application/x-npz');
+    async decodeRgb(set, options) {
+      const response = await postNpz(set, { model: options.model, format: 'npz' }, 'application/x-npz');
       const { shape, rgb } = readSampleArchive(new Uint8Array(await response.arrayBuffer()));
       return { rgb, height: shape[1]!, width: shape[2]! };
     },

@@ -2,27 +2,30 @@
 // layout, [1, views, h*w] each) or one .npz of arrays per codebook in any accepted layout.
 import { open, readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { readNpy, readNpyHeader, readNpz } from '../imaging/npz.ts';
-import { gridCount, toGridSet, type TokenArrays } from '../inference/token-layout.ts';
+import { readNpy, readNpyHeader, readNpz } from '../formats/npz.ts';
+import { layoutOf, toGridSet, type GridSet } from '../tokenize/token-layout.ts';
 
 export interface CodeChunk {
-  /** Per codebook, [images, h*w] (grids are the same bytes as flat sequences). */
-  arrays: TokenArrays;
-  /** A file stem per image: `{i}` or `{i}_{view}` for a folder, `{n}` for an NPZ. */
+  /** The chunk's grids, resolved against the model's grid. */
+  set: GridSet;
+  /** A file stem per grid: `{i}` or `{i}_{view}` for a folder, `{n}` for an NPZ. */
   names: string[];
 }
 
 export interface CodeSource {
-  /** Images in all (views count as images). */
-  count: number;
+  /** Grids in all (one per image and view). */
+  grids: number;
   codebooks: string[];
-  /** Consecutive chunks of at least `size` images (a folder's file is never split), in order. */
+  /** Consecutive chunks of `size` grids (the last may hold fewer), in order. */
   chunks(size: number): AsyncGenerator<CodeChunk>;
 }
 
 interface CodeFile {
   index: number;
   files: Map<string, string>;
+  /** Grids in the file (its views). */
+  grids: number;
+  /** Images in the file (1 in the extractor's [1, views, h*w]). */
   images: number;
 }
 
@@ -41,6 +44,17 @@ async function npyShape(file: string): Promise<number[]> {
 
 function badShape(where: string, shape: number[], grid: readonly [number, number]): Error {
   return new Error(`${where}: shape [${shape.join(', ')}] holds no ${grid[0]}x${grid[1]} grids (expected [1, views, ${grid[0] * grid[1]}] as the extractor writes)`);
+}
+
+function concatInts(parts: Int32Array[]): Int32Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Int32Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
 }
 
 async function folderSource(dir: string, grid: readonly [number, number]): Promise<CodeSource> {
@@ -63,38 +77,48 @@ async function folderSource(dir: string, grid: readonly [number, number]): Promi
     // Only the header is read here: the count must be known before the first image is written.
     const file = files.get(names[0]!)!;
     const shape = await npyShape(file);
-    const images = gridCount(shape, grid);
-    if (!images) throw badShape(file, shape, grid);
-    codes.push({ index, files, images });
+    const layout = layoutOf(shape, grid);
+    if (!layout?.grids) throw badShape(file, shape, grid);
+    codes.push({ index, files, ...layout });
   }
   const cells = grid[0] * grid[1];
   return {
-    count: codes.reduce((n, c) => n + c.images, 0),
+    grids: codes.reduce((n, c) => n + c.grids, 0),
     codebooks: codebooks!,
     async *chunks(size) {
-      for (let start = 0; start < codes.length; ) {
-        const group: CodeFile[] = [];
-        let images = 0;
-        while (start < codes.length && images < size) {
-          group.push(codes[start]!);
-          images += codes[start++]!.images;
-        }
-        const arrays: TokenArrays = {};
+      // Exactly `size` grids a chunk (the last may hold fewer): a file's views may be cut across two
+      // chunks, so that a chunk is never more than one inference run. One file is read at a time.
+      let parts: Record<string, Int32Array[]> = {};
+      let names: string[] = [];
+      let grids = 0;
+      let images = 0;
+      const flush = (): CodeChunk => {
+        const tokens = Object.fromEntries(Object.entries(parts).map(([name, list]) => [name, concatInts(list)]));
+        const chunk = { set: { tokens, count: grids, images, grid }, names };
+        parts = {};
+        names = [];
+        grids = images = 0;
+        return chunk;
+      };
+      for (const code of codes) {
+        const data: Record<string, Int32Array> = {};
         for (const name of codebooks!) {
-          const data = new Int32Array(images * cells);
-          let offset = 0;
-          for (const code of group) {
-            const file = code.files.get(name)!;
-            const array = readNpy(await readFile(file), `${code.index}_${name}`);
-            if (gridCount(array.shape, grid) !== code.images) throw badShape(file, array.shape, grid);
-            data.set(array.data, offset);
-            offset += array.data.length;
-          }
-          arrays[name] = { shape: [images, cells], data };
+          const file = code.files.get(name)!;
+          const array = readNpy(await readFile(file), `${code.index}_${name}`);
+          if (layoutOf(array.shape, grid)?.grids !== code.grids) throw badShape(file, array.shape, grid);
+          data[name] = array.data;
         }
-        const names = group.flatMap((c) => (c.images === 1 ? [`${c.index}`] : Array.from({ length: c.images }, (_, v) => `${c.index}_${v}`)));
-        yield { arrays, names };
+        for (let v = 0; v < code.grids; ) {
+          const take = Math.min(code.grids - v, size - grids);
+          for (const name of codebooks!) (parts[name] ??= []).push(data[name]!.subarray(v * cells, (v + take) * cells));
+          for (let k = v; k < v + take; k++) names.push(code.grids === 1 ? `${code.index}` : `${code.index}_${k}`);
+          v += take;
+          grids += take;
+          if (v === code.grids) images += code.images; // an image counts where its last view is
+          if (grids === size) yield flush();
+        }
       }
+      if (grids > 0) yield flush();
     },
   };
 }
@@ -105,16 +129,17 @@ async function npzSource(file: string, grid: readonly [number, number]): Promise
   const set = toGridSet(arrays, grid, 'the model');
   const cells = grid[0] * grid[1];
   const codebooks = Object.keys(arrays);
+  const viewsPerImage = set.count / set.images;
   return {
-    count: set.count,
+    grids: set.count,
     codebooks,
     async *chunks(size) {
       for (let start = 0; start < set.count; start += size) {
         const end = Math.min(set.count, start + size);
-        const part = Object.fromEntries(
-          codebooks.map((n) => [n, { shape: [end - start, cells], data: (set.tokens[n] as Int32Array).subarray(start * cells, end * cells) }]),
-        );
-        yield { arrays: part, names: Array.from({ length: end - start }, (_, k) => `${start + k}`) };
+        const tokens = Object.fromEntries(codebooks.map((n) => [n, (set.tokens[n] as Int32Array).subarray(start * cells, end * cells)]));
+        // An image counts in the chunk that holds its last view (a chunk may cut an image's views apart).
+        const images = Math.floor(end / viewsPerImage) - Math.floor(start / viewsPerImage);
+        yield { set: { tokens, count: end - start, images, grid }, names: Array.from({ length: end - start }, (_, k) => `${start + k}`) };
       }
     },
   };

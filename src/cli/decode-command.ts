@@ -5,11 +5,11 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import cliProgress from 'cli-progress';
-import { createSampleArchive } from '../imaging/sample-archive.ts';
-import type { ImageFormat } from '../imaging/tensor-to-image.ts';
-import { pipelined } from '../inference/pipelined.ts';
+import { createSampleArchive } from '../formats/sample-archive.ts';
+import type { ImageFormat } from '../imaging/write-image.ts';
+import { pipelined } from '../tokenize/pipelined.ts';
 import { openCodes, type CodeChunk, type CodeSource } from './code-source.ts';
-import type { ModelInfo, CliTokenizer } from './cli-tokenizer.ts';
+import { BATCHES_IN_FLIGHT, type ModelInfo, type CliTokenizer } from './cli-tokenizer.ts';
 
 export interface DecodeCommandOptions {
   codes: string;
@@ -55,14 +55,15 @@ export async function decodeCommand(client: CliTokenizer, options: DecodeCommand
 async function decodeToFolder(client: CliTokenizer, source: CodeSource, options: DecodeCommandOptions): Promise<DecodeSummary> {
   await mkdir(options.out, { recursive: true });
   const ext = options.format === 'jpeg' ? 'jpg' : options.format;
-  const bar = progress(source.count);
+  const bar = progress(source.grids);
   let decoded = 0;
   try {
     const step = async (chunk: CodeChunk) => ({
       names: chunk.names,
-      files: await client.decode(chunk.arrays, { model: options.model, format: options.format }),
+      files: await client.decode(chunk.set, { model: options.model, format: options.format }),
     });
-    for await (const { names, files } of pipelined(source.chunks(client.preferredBatch), step, 2)) {
+    const chunks = source.chunks(await client.runSize(options.model)); // a chunk is one inference run
+    for await (const { names, files } of pipelined(chunks, step, BATCHES_IN_FLIGHT)) {
       for (let k = 0; k < files.length; k++) await writeFile(path.join(options.out, `${names[k]}.${ext}`), files[k]!);
       decoded += files.length;
       bar.add(files.length);
@@ -81,7 +82,7 @@ async function decodeToFolder(client: CliTokenizer, source: CodeSource, options:
 async function decodeToArchiveFile(client: CliTokenizer, source: CodeSource, model: ModelInfo, options: DecodeCommandOptions): Promise<DecodeSummary> {
   await mkdir(path.dirname(path.resolve(options.out)), { recursive: true });
   const partial = `${options.out}.partial`;
-  const archive = createSampleArchive({ count: source.count, height: model.height, width: model.width });
+  const archive = createSampleArchive({ count: source.grids, height: model.height, width: model.width });
   const written = pipeline(archive.output, createWriteStream(partial));
   written.catch(() => {}); // awaited below; a failure also surfaces through archive.write
   // A signal stops the archive; the loop below then fails, removes the partial file and the client is
@@ -89,12 +90,12 @@ async function decodeToArchiveFile(client: CliTokenizer, source: CodeSource, mod
   const onSignal = (signal: NodeJS.Signals) => archive.destroy(new Error(`interrupted by ${signal}; ${partial} removed`));
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const bar = progress(source.count);
+  const bar = progress(source.grids);
   let decoded = 0;
   try {
-    // Chunks of several batches, two in flight: the model stays busy while the previous chunk is written.
-    const chunks = source.chunks(client.preferredBatch * 4);
-    for await (const { rgb } of pipelined(chunks, (chunk) => client.decodeRgb(chunk.arrays, { model: options.model }), 2)) {
+    // A chunk is one inference run; with a few in flight the model stays busy while earlier ones are written.
+    const chunks = source.chunks(await client.runSize(options.model));
+    for await (const { rgb } of pipelined(chunks, (chunk) => client.decodeRgb(chunk.set, { model: options.model }), BATCHES_IN_FLIGHT)) {
       await archive.write(rgb);
       const n = rgb.length / (model.height * model.width * 3);
       decoded += n;

@@ -5,24 +5,22 @@
 // pool) and then running inference; while one batch is in inference the next ones are being
 // preprocessed. Results are written in file order as batches finish. Memory in flight is bounded by
 // BATCHES_IN_FLIGHT x batch size x views x (file bytes + about 1 MB of crops and tensor per view).
+// One batch size: a batch's crops are one inference run (the client's run size).
 import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
-import { writeNpy } from '../imaging/npz.ts';
-import type { SourceImage } from '../inference/encode-images.ts';
-import { VIEWS } from '../inference/views.ts';
+import { writeNpy } from '../formats/npz.ts';
+import type { SourceImage } from '../tokenize/encode-images.ts';
+import { VIEWS } from '../tokenize/views.ts';
 import { findImages, type ImageFile } from './find-images.ts';
-import type { EncodeOptions, EncodedFiles, CliTokenizer } from './cli-tokenizer.ts';
-
-/** One batch in inference, one being preprocessed, one being read: enough to keep inference busy. */
-export const BATCHES_IN_FLIGHT = 3;
+import { BATCHES_IN_FLIGHT, type EncodeOptions, type EncodedFiles, type CliTokenizer } from './cli-tokenizer.ts';
 
 export interface EncodeCommandOptions extends EncodeOptions {
   inputs: string[];
   out: string;
   /** Folder for `{i}.npy` class labels, as the reference writes them; none when undefined. */
   labels?: string;
-  /** Images per batch; default: the client's preferred batch of crops divided by the views per image. */
+  /** Images per batch; default: the client's run size (crops) divided by the views per image. */
   batchSize?: number;
   /** Draw a progress bar on stderr (only drawn when stderr is a terminal). */
   progress?: boolean;
@@ -40,8 +38,8 @@ export interface EncodeSummary {
 type BatchPart = { files: ImageFile[]; result: EncodedFiles } | { files: ImageFile[]; error: string };
 
 /** Images per batch when the user does not say: one inference run's worth of crops. */
-export function defaultBatchSize(client: CliTokenizer, options: EncodeOptions): number {
-  return Math.max(1, Math.floor(client.preferredBatch / VIEWS[options.augment].length));
+export async function defaultBatchSize(client: CliTokenizer, options: EncodeOptions): Promise<number> {
+  return Math.max(1, Math.floor((await client.runSize(options.model)) / VIEWS[options.augment].length));
 }
 
 /**
@@ -101,7 +99,7 @@ function progressBar(enabled: boolean, total: number) {
 export async function encodeCommand(client: CliTokenizer, options: EncodeCommandOptions): Promise<EncodeSummary> {
   const started = performance.now();
   const files = await findImages(options.inputs);
-  const batchSize = options.batchSize ?? defaultBatchSize(client, options);
+  const batchSize = options.batchSize ?? (await defaultBatchSize(client, options));
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
   await mkdir(options.out, { recursive: true });
   if (options.labels) await mkdir(options.labels, { recursive: true });

@@ -2,7 +2,7 @@
 import { createApp } from '../app.ts';
 import { loadConfig } from '../config.ts';
 import { openApiYaml } from '../http/openapi-document.ts';
-import { ModelRegistry } from '../inference/model-registry.ts';
+import { ModelRegistry } from '../serving/model-registry.ts';
 
 /** The app's routes, for reading them: routes touch their dependencies only on a request, so none are loaded. */
 export function documentationApp() {

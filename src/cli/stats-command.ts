@@ -1,7 +1,7 @@
 // `fqtok stats`: codebook usage of a codes folder or .npz (distinct codes, dead codes, perplexity, top codes).
 import { writeFile } from 'node:fs/promises';
-import { countersFor, describeUsage, type CodebookUsage } from '../inference/code-usage.ts';
-import { renderUsageHistogram } from '../imaging/usage-histogram.ts';
+import { codeUsage, describeUsage, type CodebookUsage } from '../tokenize/code-usage.ts';
+import { renderUsageHistogram } from '../tokenize/usage-histogram.ts';
 import { openCodes } from './code-source.ts';
 import type { CliTokenizer } from './cli-tokenizer.ts';
 
@@ -13,19 +13,25 @@ export interface StatsCommandOptions {
   png?: string;
 }
 
-export async function statsCommand(
-  client: CliTokenizer,
-  options: StatsCommandOptions,
-): Promise<{ model: string; images: number; codebooks: CodebookUsage[] }> {
+export interface StatsSummary {
+  model: string;
+  images: number;
+  grids: number;
+  codebooks: CodebookUsage[];
+}
+
+/** Reads the model's manifest only: counting codes runs no inference. */
+export async function statsCommand(client: CliTokenizer, options: StatsCommandOptions): Promise<StatsSummary> {
   const model = await client.describe(options.model);
   const source = await openCodes(options.codes, model.grid);
-  const counters = countersFor(source.codebooks, model.codebooks, model.label);
   // Counted chunk by chunk: memory is the counters (one number per code), whatever the number of files.
-  for await (const chunk of source.chunks(256)) for (const counter of counters) counter.add(chunk.arrays[counter.codebook]!.data);
-  const codebooks = counters.map((c) => c.summary(options.top));
+  const sets = (async function* () {
+    for await (const chunk of source.chunks(256)) yield chunk.set;
+  })();
+  const usage = await codeUsage(model, sets, options.top);
   if (options.png) {
-    const panels = counters.map((c, k) => ({ codebook: c.codebook, counts: c.counts, caption: describeUsage(codebooks[k]!) }));
+    const panels = usage.counters.map((c, k) => ({ codebook: c.codebook, counts: c.counts, caption: describeUsage(usage.codebooks[k]!) }));
     await writeFile(options.png, await renderUsageHistogram(panels));
   }
-  return { model: model.label, images: source.count, codebooks };
+  return { model: usage.model, images: usage.images, grids: usage.grids, codebooks: usage.codebooks };
 }

@@ -1,7 +1,7 @@
 // What the routes need from the running service: one type, so that route files and app.ts do not import each other.
 import type { Config } from '../config.ts';
-import type { CropSource } from '../inference/encode-images.ts';
-import type { ModelRegistry } from '../inference/model-registry.ts';
+import type { CropSource } from '../tokenize/encode-images.ts';
+import type { ModelRegistry } from '../serving/model-registry.ts';
 import type { JobsService } from '../jobs/jobs-service.ts';
 
 export interface Lifecycle {

@@ -3,11 +3,11 @@ import { Readable } from 'node:stream';
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import type { AppDeps } from './app-deps.ts';
 import { FqError } from '../errors.ts';
-import { decodeToArchive } from '../inference/decode-archive.ts';
-import { decodeGrids, validateGrids } from '../inference/decode-grids.ts';
-import { selectCodebooks } from '../inference/encode-images.ts';
-import { toGridSet } from '../inference/token-layout.ts';
-import { CONTENT_TYPES } from '../imaging/tensor-to-image.ts';
+import { decodeToArchive } from '../tokenize/decode-archive.ts';
+import { selectCodebooks } from '../tokenize/codebooks.ts';
+import { decodeGrids } from '../tokenize/decode-grids.ts';
+import { toGridSet } from '../tokenize/token-layout.ts';
+import { CONTENT_TYPES } from '../imaging/write-image.ts';
 import { readTokenInput } from './token-input.ts';
 import { validationHook } from './validation.ts';
 import { accepts, listOption, parseFields, requestMediaType, validJson } from './options.ts';
@@ -65,25 +65,21 @@ export function decodeRoutes(deps: AppDeps) {
     const input = await readTokenInput(c, isJson ? validJson(c) : undefined, deps.config.maxBodyBytes);
     const merged: Record<string, unknown> = { ...c.req.valid('query'), ...input.fields };
     const options = parseFields(DecodeOptionsSchema, { ...merged, codebooks: listOption(merged.codebooks) }, 'options');
-    const tokenizer = deps.registry.get(options.model, options.version);
-    const codebooks = selectCodebooks(tokenizer, options.codebooks);
-    const set = toGridSet(input.arrays, tokenizer.model.manifest.grid, tokenizer.label);
+    const model = deps.registry.get(options.model, options.version);
+    const set = toGridSet(input.arrays, model.model.manifest.grid, model.label);
     if (set.count > deps.config.maxImages) throw new FqError('too_large', `${set.count} grids; at most ${deps.config.maxImages} per request`);
-    const submit = { signal: c.req.raw.signal, timeoutMs: deps.config.requestTimeoutMs };
-    c.header('x-fqtok-model', tokenizer.label);
+    const limits = { signal: c.req.raw.signal, timeoutMs: deps.config.requestTimeoutMs };
+    c.header('x-fqtok-model', model.label);
     const format = options.format ?? (accepts(c, 'application/x-npz') ? 'npz' : 'png');
     if (format === 'npz') {
-      // Everything is checked before the first byte goes out; a later failure can only cut the stream short.
-      const tokens = validateGrids(tokenizer, set, codebooks);
-      const reservation = tokenizer.reserve('decode', set.count, 'grid sets'); // admitted whole, before any work
-      const archive = decodeToArchive(tokenizer, tokens, set.count, { codebooks, chunk: deps.config.maxBatch }, { ...submit, reservation });
-      archive.output.once('close', () => reservation.release());
+      // Admitted and checked before the first byte goes out; a later failure can only cut the stream short.
+      const archive = decodeToArchive(model, set, { codebooks: options.codebooks }, limits);
       const headers: Record<string, string> = { 'content-type': 'application/x-npz', 'content-disposition': 'attachment; filename="samples.npz"' };
       if (archive.totalBytes > 0) headers['content-length'] = String(archive.totalBytes);
       return c.body(Readable.toWeb(archive.output) as ReadableStream<Uint8Array>, 200, headers) as never;
     }
     const started = performance.now();
-    const files = await decodeGrids(tokenizer, set, { codebooks, format, quality: options.quality }, submit);
+    const files = await decodeGrids(model, set, { codebooks: options.codebooks, format, quality: options.quality }, limits);
     c.header('server-timing', `decode;dur=${(performance.now() - started).toFixed(1)}`);
     const contentType = CONTENT_TYPES[format];
     if (files.length === 1 && !accepts(c, 'application/json')) {
@@ -91,10 +87,10 @@ export function decodeRoutes(deps: AppDeps) {
     }
     return c.json(
       {
-        model: tokenizer.model.name,
-        version: tokenizer.model.version,
+        model: model.model.name,
+        version: model.model.version,
         format,
-        codebooks,
+        codebooks: selectCodebooks(model, options.codebooks), // the decode above accepted them
         images: files.map((f, index) => ({ index, content_type: contentType, data: f.toString('base64') })),
       },
       200,

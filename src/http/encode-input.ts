@@ -1,7 +1,7 @@
 // Reads /encode's images and options from any of its three body types: multipart, raw image/*, JSON base64.
 import type { Context } from 'hono';
 import { FqError } from '../errors.ts';
-import type { SourceImage } from '../inference/encode-images.ts';
+import type { SourceImage } from '../tokenize/encode-images.ts';
 import { requestMediaType } from './options.ts';
 
 export interface EncodeInput {

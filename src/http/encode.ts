@@ -1,10 +1,10 @@
 // POST /encode: images in, FQGAN token grids out (JSON or NPZ).
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
-import type { Context } from 'hono';
 import type { AppDeps } from './app-deps.ts';
-import { encodeImages, type EncodedBatch } from '../inference/encode-images.ts';
-import type { ServedModel } from '../inference/served-model.ts';
-import { writeNpz } from '../imaging/npz.ts';
+import { refuseWhenFull } from '../tokenize/admission.ts';
+import { encodeImages, type EncodedBatch } from '../tokenize/encode-images.ts';
+import type { ServedModel } from '../serving/served-model.ts';
+import { writeNpz } from '../formats/npz.ts';
 import { validationHook } from './validation.ts';
 import { accepts, listOption, parseFields, requestMediaType, validJson } from './options.ts';
 import { readEncodeInput } from './encode-input.ts';
@@ -52,7 +52,7 @@ const route = createRoute({
   },
 });
 
-function toJson(tokenizerName: string, version: number, batch: EncodedBatch, names: (string | undefined)[], augment: string) {
+function toJson(model: ServedModel, batch: EncodedBatch, names: (string | undefined)[], augment: string) {
   const [h, w] = batch.grid;
   const cells = h * w;
   const images = [];
@@ -67,53 +67,38 @@ function toJson(tokenizerName: string, version: number, batch: EncodedBatch, nam
       images.push({ index: i, ...(names[i] ? { name: names[i] } : {}), view: batch.views[v]!, tokens });
     }
   }
-  return { model: tokenizerName, version, grid: [h, w] as [number, number], codebooks: batch.codebooks, augment, views: [...batch.views], images };
+  const { name, version } = model.model;
+  return { model: name, version, grid: [h, w] as [number, number], codebooks: batch.codebooks, augment, views: [...batch.views], images };
 }
 
-/**
- * Under overload most requests are refused: answer those before their uploads are read and parsed,
- * which would take CPU from the requests being served. Only when no model the request could name has
- * room for even one view (a raw image body names its model in the query; a form or JSON body may name
- * another); otherwise the request is admitted whole, or refused, once its images are counted.
- */
-function refuseEarlyWhenFull(c: Context, deps: AppDeps): void {
-  const query = c.req.query();
-  let candidates: ServedModel[];
-  try {
-    candidates = requestMediaType(c).startsWith('image/') ? [deps.registry.get(query.model, query.version ? Number(query.version) : undefined)] : deps.registry.all();
-  } catch {
-    return; // the full parse reports it
-  }
-  const errors: unknown[] = [];
-  for (const model of candidates) {
-    try {
-      model.reserve('encode', 1, 'views').release();
-      return;
-    } catch (err) {
-      errors.push(err);
-    }
-  }
-  if (errors.length > 0) throw errors[0];
-}
+const parseOptions = (fields: Record<string, unknown>) => parseFields(EncodeOptionsSchema, { ...fields, codebooks: listOption(fields.codebooks) }, 'options');
 
 export function encodeRoutes(deps: AppDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   return app.openapi(route, async (c) => {
-    refuseEarlyWhenFull(c, deps);
+    const query: Record<string, unknown> = c.req.valid('query');
+    let model: ServedModel | undefined;
+    if (requestMediaType(c).startsWith('image/')) {
+      // A raw image body carries no options: the query names the model, which is taken once, here.
+      const named = parseOptions(query);
+      model = deps.registry.get(named.model, named.version);
+      refuseWhenFull([model], 'encode', 'views');
+    } else {
+      refuseWhenFull(deps.registry.all(), 'encode', 'views'); // a form or JSON body may name any model
+    }
     const jsonBody = requestMediaType(c) === 'application/json' ? validJson(c) : undefined;
     const input = await readEncodeInput(c, jsonBody, deps.config.maxImages);
-    const merged: Record<string, unknown> = { ...c.req.valid('query'), ...input.fields };
-    const options = parseFields(EncodeOptionsSchema, { ...merged, codebooks: listOption(merged.codebooks) }, 'options');
-    const tokenizer = deps.registry.get(options.model, options.version);
+    const options = parseOptions({ ...query, ...input.fields });
+    model ??= deps.registry.get(options.model, options.version);
     const started = performance.now();
     const batch = await encodeImages(
-      tokenizer,
+      model,
       deps.preprocessor,
       input.images,
       { augment: options.augment, orientation: options.orientation, codebooks: options.codebooks },
       { signal: c.req.raw.signal, timeoutMs: deps.config.requestTimeoutMs },
     );
-    c.header('x-fqtok-model', tokenizer.label);
+    c.header('x-fqtok-model', model.label);
     c.header('server-timing', `encode;dur=${(performance.now() - started).toFixed(1)}`);
     const npz = options.format === 'npz' || (options.format === undefined && accepts(c, 'application/x-npz'));
     if (npz) {
@@ -123,6 +108,6 @@ export function encodeRoutes(deps: AppDeps) {
       return c.body(writeNpz(arrays) as Uint8Array<ArrayBuffer>, 200, { 'content-type': 'application/x-npz' }) as never;
     }
     const names = input.images.map((i) => i.name);
-    return c.json(toJson(tokenizer.model.name, tokenizer.model.version, batch, names, options.augment), 200);
+    return c.json(toJson(model, batch, names, options.augment), 200);
   });
 }

@@ -1,27 +1,27 @@
 // GET /models and GET /models/{name}: what is served, with manifests and execution providers.
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppDeps } from './app-deps.ts';
-import type { ServedModel } from '../inference/served-model.ts';
+import { manifestFacts } from '../backends/manifest.ts';
+import type { ServedModel } from '../serving/served-model.ts';
 import { ModelDetailSchema, ModelListSchema, modelOptions, problems } from './schemas.ts';
 import { validationHook } from './validation.ts';
 
-function describe(t: ServedModel, isDefault: boolean) {
-  const m = t.model.manifest;
+function describe(served: ServedModel, isDefault: boolean) {
+  const { backend, device, precision, requestedDevice, fallback } = served.backendInfo;
+  const health = served.health();
   return {
-    name: t.model.name,
-    version: t.model.version,
+    name: served.model.name,
+    version: served.model.version,
     default: isDefault,
-    execution_provider: t.executionProvider,
-    backend: t.backendInfo.backend,
-    device: t.backendInfo.device,
-    precision: t.backendInfo.precision,
-    ready: t.health().ready,
-    not_ready_reason: t.health().reason ?? null,
-    variant: m.variant,
-    image_size: m.image_size,
-    downsample: m.downsample,
-    grid: m.grid,
-    codebooks: m.codebooks.map(({ name, size, dim }) => ({ name, size, dim })),
+    execution_provider: served.executionProvider,
+    requested_execution_provider: requestedDevice,
+    execution_provider_fallback: fallback ?? null,
+    backend,
+    device,
+    precision,
+    ready: health.ready,
+    not_ready_reason: health.reason ?? null,
+    ...manifestFacts(served.model.manifest),
   };
 }
 
@@ -57,10 +57,10 @@ export function modelRoutes(deps: AppDeps) {
     })
     .openapi(getRoute, (c) => {
       const { name } = c.req.valid('param');
-      const tokenizer = deps.registry.get(name, c.req.valid('query').version);
+      const served = deps.registry.get(name, c.req.valid('query').version);
       const versions = deps.registry.list().filter((s) => s.name === name).map((s) => s.version);
       return c.json(
-        { ...describe(tokenizer, name === deps.registry.defaultModel), versions, manifest: tokenizer.model.manifest as Record<string, unknown> },
+        { ...describe(served, name === deps.registry.defaultModel), versions, manifest: served.model.manifest as Record<string, unknown> },
         200,
       );
     });

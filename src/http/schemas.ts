@@ -2,7 +2,7 @@
 import { z } from '@hono/zod-openapi';
 import { ORIENTATIONS } from '../imaging/read-image.ts';
 import { AUGMENTS } from '../imaging/reference-crop.ts';
-import { IMAGE_FORMATS } from '../imaging/tensor-to-image.ts';
+import { IMAGE_FORMATS } from '../imaging/write-image.ts';
 
 export const ProblemSchema = z
   .object({
@@ -203,7 +203,12 @@ export const ModelSchema = z
     name: z.string(),
     version: z.number().int(),
     default: z.boolean(),
-    execution_provider: z.string(),
+    execution_provider: z.string().openapi({ description: 'Where the model really runs (after any fallback)' }),
+    requested_execution_provider: z.string().openapi({ description: 'Where the configuration asked it to run (the first of FQ_EXECUTION_PROVIDERS)' }),
+    execution_provider_fallback: z
+      .string()
+      .nullable()
+      .openapi({ description: 'Why it does not run where asked (each refused provider and the reason), or null' }),
     backend: z.enum(['onnx', 'torch']).openapi({ description: 'Inference engine of this version (FQ_BACKEND)' }),
     device: z.string().openapi({ description: 'Where it runs: cpu, cuda, webgpu' }),
     precision: z.string().openapi({ description: 'fp32, tf32, bf16 or fp16' }),
@@ -238,5 +243,11 @@ export const CodebookUsageSchema = z
   .openapi('CodebookUsage');
 
 export const CodeUsageResponseSchema = z
-  .object({ model: z.string(), version: z.number().int(), images: z.number().int(), codebooks: z.array(CodebookUsageSchema) })
+  .object({
+    model: z.string(),
+    version: z.number().int(),
+    images: z.number().int().openapi({ description: 'Source images the codes belong to: the leading axis N of [N, A, h, w], [N, h*w] and the like; 1 for a single grid' }),
+    grids: z.number().int().openapi({ description: 'Grids counted per codebook: one per image and view (N x A for [N, A, h, w])' }),
+    codebooks: z.array(CodebookUsageSchema),
+  })
   .openapi('CodeUsage');

@@ -1,9 +1,9 @@
 // POST /stats: codebook usage of a set of codes (NPZ or JSON, as /decode takes them): JSON, or a PNG histogram.
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppDeps } from './app-deps.ts';
-import { countersFor, describeUsage } from '../inference/code-usage.ts';
-import { toGridSet } from '../inference/token-layout.ts';
-import { renderUsageHistogram } from '../imaging/usage-histogram.ts';
+import { codeUsage, describeUsage } from '../tokenize/code-usage.ts';
+import { toGridSet } from '../tokenize/token-layout.ts';
+import { renderUsageHistogram } from '../tokenize/usage-histogram.ts';
 import { readTokenInput } from './token-input.ts';
 import { validationHook } from './validation.ts';
 import { accepts, parseFields, requestMediaType, validJson } from './options.ts';
@@ -47,16 +47,15 @@ export function statsRoutes(deps: AppDeps) {
     const isJson = requestMediaType(c) === 'application/json';
     const input = await readTokenInput(c, isJson ? validJson(c) : undefined, deps.config.maxBodyBytes);
     const options = parseFields(QuerySchema, { ...c.req.valid('query'), ...input.fields }, 'options');
-    const tokenizer = deps.registry.get(options.model, options.version);
-    const set = toGridSet(input.arrays, tokenizer.model.manifest.grid, tokenizer.label);
-    const counters = countersFor(Object.keys(set.tokens), tokenizer.model.manifest.codebooks, tokenizer.label);
-    for (const counter of counters) counter.add(set.tokens[counter.codebook]!);
-    const usage = counters.map((counter) => counter.summary(options.top ?? 10));
-    c.header('x-fqtok-model', tokenizer.label);
+    const model = deps.registry.get(options.model, options.version);
+    const set = toGridSet(input.arrays, model.model.manifest.grid, model.label);
+    const usage = await codeUsage({ label: model.label, codebooks: model.model.manifest.codebooks }, [set], options.top ?? 10);
+    c.header('x-fqtok-model', model.label);
     if (options.format === 'png' || (options.format === undefined && accepts(c, 'image/png'))) {
-      const png = await renderUsageHistogram(counters.map((counter, k) => ({ codebook: counter.codebook, counts: counter.counts, caption: describeUsage(usage[k]!) })));
-      return c.body(new Uint8Array(png), 200, { 'content-type': 'image/png' }) as never;
+      const panels = usage.counters.map((counter, k) => ({ codebook: counter.codebook, counts: counter.counts, caption: describeUsage(usage.codebooks[k]!) }));
+      return c.body(new Uint8Array(await renderUsageHistogram(panels)), 200, { 'content-type': 'image/png' }) as never;
     }
-    return c.json({ model: tokenizer.model.name, version: tokenizer.model.version, images: set.count, codebooks: usage }, 200);
+    const { name, version } = model.model;
+    return c.json({ model: name, version, images: usage.images, grids: usage.grids, codebooks: usage.codebooks }, 200);
   });
 }

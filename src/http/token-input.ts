@@ -1,8 +1,8 @@
 // Reads token arrays from a request body: JSON (an /encode response as it is, or arrays per codebook) or NPZ.
 import type { Context } from 'hono';
 import { FqError } from '../errors.ts';
-import { readNpz } from '../imaging/npz.ts';
-import type { TokenArray, TokenArrays } from '../inference/token-layout.ts';
+import { readNpz } from '../formats/npz.ts';
+import type { TokenArray, TokenArrays } from '../tokenize/token-layout.ts';
 import { requestMediaType } from './options.ts';
 
 export interface TokenInput {

@@ -1,7 +1,7 @@
 // Worker-thread side of the preprocessor: decode one image and cut its reference crops, off the event loop.
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { FqError, type ErrorKind } from '../errors.ts';
-import { decodeToRgb, type Orientation } from './read-image.ts';
+import { readImage, type Orientation } from './read-image.ts';
 import { centerCropArr, referenceViews, type Augment } from './reference-crop.ts';
 
 export interface PreprocessTask {
@@ -18,7 +18,7 @@ export type PreprocessReply = { ok: true; crops: Uint8Array[] } | { ok: false; k
 export default async function preprocessInWorker(task: PreprocessTask) {
   let crops: Uint8Array[];
   try {
-    const image = await decodeToRgb(task.input, { orientation: task.orientation, maxInputPixels: task.maxInputPixels });
+    const image = await readImage(task.input, { orientation: task.orientation, maxInputPixels: task.maxInputPixels });
     crops = referenceViews(image, { augment: task.augment, imageSize: task.imageSize });
   } catch (err) {
     if (err instanceof FqError) return { ok: false, kind: err.kind, message: err.message } satisfies PreprocessReply;

@@ -18,7 +18,7 @@
 //   reason when that is an FqError (e.g. a timeout), else 'bad_request' (aborted).
 // - At most `threads` decodes run at once, and at most `maxDecodePixelsInFlight` pixels summed over
 //   them (each image counts its largest stage: width * height, or the upscaled intermediate of a
-//   very elongated image); later images wait their turn (decode-gate.ts). An image whose largest
+//   very elongated image); later images wait their turn (read-gate.ts). An image whose largest
 //   stage is over maxInputPixels is refused ('too_large') before decoding.
 // Why workers: decoding runs on libuv threads anyway, but the PIL-exact resampling is JavaScript and
 // takes tens of milliseconds for a photo; on the main thread it would stall every other request.
@@ -31,7 +31,7 @@ import { abortReason, FqError } from '../errors.ts';
 import { decodedPixelsInFlight, decodeWaiting, imagesDecoded } from '../metrics.ts';
 import { workerExecArgv } from '../worker-exec-argv.ts';
 import { checkedHeader, type Orientation } from './read-image.ts';
-import { DecodeGate, type GateState } from './decode-gate.ts';
+import { ReadGate, type GateState } from './read-gate.ts';
 import type { PreprocessReply, PreprocessTask } from './preprocess-worker.ts';
 import { DEFAULT_TEN_CROP_RANGE, largestIntermediatePixels, type Augment } from './reference-crop.ts';
 
@@ -72,7 +72,7 @@ export function createPreprocessor(options: PreprocessorOptions): Preprocessor {
   if (!isPositiveInteger(options.maxInputPixels)) throw new RangeError(`maxInputPixels must be a positive integer`);
   const pixelBudget = options.maxDecodePixelsInFlight ?? 2 * options.maxInputPixels;
   if (!isPositiveInteger(pixelBudget)) throw new RangeError(`maxDecodePixelsInFlight must be a positive integer`);
-  const gate = new DecodeGate({ slots: threads, pixelBudget, onChange: reportGate });
+  const gate = new ReadGate({ slots: threads, pixelBudget, onChange: reportGate });
   let closed = false;
   const pool = new Piscina<PreprocessTask, PreprocessReply>({
     filename: WORKER_URL.href,

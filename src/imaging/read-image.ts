@@ -31,13 +31,13 @@ export async function checkedHeader(input: Uint8Array, maxInputPixels: number): 
   return header;
 }
 
-export async function decodeToRgb(input: Uint8Array, options: ReadImageOptions): Promise<RgbImage> {
+export async function readImage(input: Uint8Array, options: ReadImageOptions): Promise<RgbImage> {
   const header = await checkedHeader(input, options.maxInputPixels);
   try {
-    if (header.space === 'cmyk') return await decodeCmyk(input, options);
-    return await decodeRgb(input, options);
+    if (header.space === 'cmyk') return await readCmyk(input, options);
+    return await readRgb(input, options);
   } catch (err) {
-    throw asDecodeError(err);
+    throw asUnreadable(err);
   }
 }
 
@@ -74,7 +74,7 @@ function reader(input: Uint8Array, options: ReadImageOptions): Sharp {
 }
 
 /** Every non-CMYK input: libvips' sRGB conversion replicates grey and takes 16-bit high bytes. */
-async function decodeRgb(input: Uint8Array, options: ReadImageOptions): Promise<RgbImage> {
+async function readRgb(input: Uint8Array, options: ReadImageOptions): Promise<RgbImage> {
   const { data, info } = await reader(input, options)
     .removeAlpha()
     .toColourspace('srgb')
@@ -88,7 +88,7 @@ async function decodeRgb(input: Uint8Array, options: ReadImageOptions): Promise<
  * CMYK: the raw inks (no ICC transform), then Pillow's cmyk2rgb. Like Pillow, libvips reads CMYK
  * JPEGs as Adobe-inverted whether or not the APP14 marker says so (tested with and without it).
  */
-async function decodeCmyk(input: Uint8Array, options: ReadImageOptions): Promise<RgbImage> {
+async function readCmyk(input: Uint8Array, options: ReadImageOptions): Promise<RgbImage> {
   const { data, info } = await reader(input, options)
     .pipelineColourspace('cmyk')
     .removeAlpha()
@@ -122,7 +122,7 @@ function asUint8(buffer: Buffer): Uint8Array {
   return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
 }
 
-function asDecodeError(err: unknown): FqError {
+function asUnreadable(err: unknown): FqError {
   if (err instanceof FqError) return err;
   const text = errorText(err);
   if (/pixel limit/i.test(text)) return new FqError('too_large', `the image is over the pixel limit: ${text}`, { cause: err });

@@ -1,14 +1,4 @@
-// Decoder output (float32 CHW, nominally [-1,1]) to 8-bit RGB, and 8-bit RGB to PNG, JPEG or WebP bytes.
-import sharp from 'sharp';
-
-export const IMAGE_FORMATS = ['png', 'jpeg', 'webp'] as const;
-export type ImageFormat = (typeof IMAGE_FORMATS)[number];
-
-export const CONTENT_TYPES: Record<ImageFormat, string> = {
-  png: 'image/png',
-  jpeg: 'image/jpeg',
-  webp: 'image/webp',
-};
+// Decoder output (float32 CHW, nominally [-1,1]) to 8-bit RGB, as the reference maps it.
 
 /** Clamps to [-1,1] and maps to 8 bits as the reference does: floor(127.5*x + 128), HWC order. */
 export function chwToRgb8(chw: Float32Array, height: number, width: number): Uint8Array {
@@ -23,17 +13,4 @@ export function chwToRgb8(chw: Float32Array, height: number, width: number): Uin
     }
   }
   return out;
-}
-
-/** rgb: height*width*3 bytes, HWC. */
-export async function encodeRgb8(rgb: Uint8Array, height: number, width: number, format: ImageFormat, quality?: number): Promise<Buffer> {
-  const image = sharp(rgb, { raw: { width, height, channels: 3 } });
-  switch (format) {
-    case 'png':
-      return image.png({ compressionLevel: 6 }).toBuffer();
-    case 'jpeg':
-      return image.jpeg({ quality: quality ?? 90 }).toBuffer();
-    case 'webp':
-      return image.webp(quality === 100 ? { lossless: true } : { quality: quality ?? 90 }).toBuffer();
-  }
 }

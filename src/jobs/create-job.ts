@@ -4,8 +4,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FqError, type FieldError } from '../errors.ts';
-import type { ModelRegistry } from '../inference/model-registry.ts';
-import type { ServedModel } from '../inference/served-model.ts';
+import type { ModelRegistry } from '../serving/model-registry.ts';
+import type { ServedModel } from '../serving/served-model.ts';
 import type { JobRow } from '../db/schema.ts';
 import { checkHoldsImages, resolveDataset, type DatasetFolder } from './dataset.ts';
 import type { JobStore } from './job-store.ts';
@@ -57,8 +57,8 @@ export async function createFinetuneJob(deps: CreateJobDeps, request: FinetuneRe
     datasetsRoot: datasetFolder.root,
     outputDir: paths.output,
     baseCheckpoint: base.checkpoint,
-    baseVariant: base.tokenizer.model.manifest.variant,
-    basePreset: base.tokenizer.model.manifest.preset,
+    baseVariant: base.served.model.manifest.variant,
+    basePreset: base.served.model.manifest.preset,
     weightsDir: deps.weightsDir,
     stopDeadlineMs: deps.cancelGraceMs,
   });
@@ -71,8 +71,8 @@ export async function createFinetuneJob(deps: CreateJobDeps, request: FinetuneRe
     const job = deps.store.insertJob({
       id,
       status: 'queued',
-      baseModel: base.tokenizer.model.name,
-      baseVersion: base.tokenizer.model.version,
+      baseModel: base.served.model.name,
+      baseVersion: base.served.model.version,
       dataset: request.dataset,
       outputModel: request.output_model,
       spec,
@@ -112,25 +112,25 @@ function invalid(problems: FieldError[]): FqError {
 }
 
 function baseModel(registry: ModelRegistry, request: FinetuneRequest, problems: FieldError[]) {
-  let tokenizer: ServedModel;
+  let served: ServedModel;
   try {
-    tokenizer = registry.get(request.base_model, request.base_version);
+    served = registry.get(request.base_model, request.base_version);
   } catch (err) {
     if (!(err instanceof FqError)) throw err;
     problems.push({ field: request.base_version ? 'base_version' : 'base_model', message: err.message });
     return undefined;
   }
-  const { checkpoint } = tokenizer.model.manifest;
+  const { checkpoint } = served.model.manifest;
   if (!checkpoint) {
     problems.push({ field: 'base_model', message: `model '${request.base_model}' has no PyTorch checkpoint in its manifest, so it cannot be fine-tuned` });
     return undefined;
   }
-  const file = path.resolve(tokenizer.model.dir, checkpoint);
+  const file = path.resolve(served.model.dir, checkpoint);
   if (!existsSync(file)) {
     problems.push({ field: 'base_model', message: `the checkpoint of model '${request.base_model}' is missing on the server` });
     return undefined;
   }
-  return { tokenizer, checkpoint: file };
+  return { served, checkpoint: file };
 }
 
 async function dataset(root: string, name: string, problems: FieldError[]): Promise<DatasetFolder | undefined> {

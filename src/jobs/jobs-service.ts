@@ -2,7 +2,7 @@
 import type { Db } from '../db/client.ts';
 import type { JobEventRow, JobRow, JobStatus } from '../db/schema.ts';
 import { FqError } from '../errors.ts';
-import type { ModelRegistry } from '../inference/model-registry.ts';
+import type { ModelRegistry } from '../serving/model-registry.ts';
 import { createFinetuneJob, type Created, type CreateJobDeps } from './create-job.ts';
 import { JobStore, type Page } from './job-store.ts';
 import { deleteVersion, listVersions } from './model-versions.ts';

@@ -1,7 +1,7 @@
 // Lists and deletes model versions: shipped ones (FQ_MODELS_DIR, version 1) and those fine-tuning published.
 import { rm } from 'node:fs/promises';
 import { FqError } from '../errors.ts';
-import type { ModelRegistry } from '../inference/model-registry.ts';
+import type { ModelRegistry } from '../serving/model-registry.ts';
 import type { JobStore } from './job-store.ts';
 
 export interface ModelVersionInfo {

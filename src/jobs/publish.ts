@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { cp, copyFile, link, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { JobRow } from '../db/schema.ts';
-import type { ModelRegistry } from '../inference/model-registry.ts';
+import type { ModelRegistry } from '../serving/model-registry.ts';
 import { logger } from '../logger.ts';
 import type { JobStore } from './job-store.ts';
 

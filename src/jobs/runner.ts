@@ -2,7 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { FqError } from '../errors.ts';
 import { TERMINAL_STATUSES, type JobError, type JobRow } from '../db/schema.ts';
-import type { ModelRegistry } from '../inference/model-registry.ts';
+import type { ModelRegistry } from '../serving/model-registry.ts';
 import { logger } from '../logger.ts';
 import type { JobStore } from './job-store.ts';
 import { jobPaths } from './layout.ts';

@@ -4,6 +4,7 @@ import { loadConfig } from '../../src/config.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
+export const TRAINER_DIR = path.join(ROOT, 'trainer');
 
 export interface TestServer extends RunningServer {
   url: string;

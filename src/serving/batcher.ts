@@ -1,6 +1,8 @@
 // Micro-batcher: concurrent requests for one model share one inference run.
 // One owner of the queue state; each entry carries its own promise; batches close on size or wait;
-// entries whose caller went away (abort, timeout) are dropped before they run; overload is refused at once.
+// entries whose caller went away (their signal aborted: client gone, or the request's deadline) are
+// dropped before they run; overload is refused at once. The batcher keeps no deadline of its own: the
+// request's scope (serving/request-scope.ts) aborts the signal.
 // A request reserves room for all its items before any work is done for it (see reserve()), so a
 // request is admitted or refused whole, and nothing runs for a refused one.
 import { abortReason, FqError } from '../errors.ts';
@@ -21,8 +23,8 @@ export interface BatcherOptions<P, R> {
 }
 
 export interface SubmitOptions {
+  /** Aborts when the caller stops waiting; its reason (an FqError) says why, e.g. `timeout`. */
   signal?: AbortSignal;
-  timeoutMs?: number;
   /** Room taken earlier by reserve(); the submitted items come out of it instead of being admitted again. */
   reservation?: Reservation;
 }
@@ -134,7 +136,6 @@ export class MicroBatcher<P, R> {
     }
 
     return new Promise<R>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
       const onAbort = () => {
         const reason = abortReason(options.signal!);
         this.abandon(entry, reason.kind === 'timeout' ? 'timeout' : 'aborted', reason);
@@ -146,17 +147,8 @@ export class MicroBatcher<P, R> {
         resolve,
         reject,
         abandoned: false,
-        cleanup: () => {
-          if (timer) clearTimeout(timer);
-          options.signal?.removeEventListener('abort', onAbort);
-        },
+        cleanup: () => options.signal?.removeEventListener('abort', onAbort),
       };
-      if (options.timeoutMs !== undefined) {
-        timer = setTimeout(
-          () => this.abandon(entry, 'timeout', new FqError('timeout', `not processed within ${options.timeoutMs} ms`)),
-          options.timeoutMs,
-        );
-      }
       options.signal?.addEventListener('abort', onAbort, { once: true });
       this.queue.push(entry);
       this.queuedItems += items;

@@ -1,18 +1,15 @@
-// Encode: image files -> reference crops (worker threads) -> one tensor -> tokenizer -> grids per view.
-// The whole request (every view of every image) is admitted to the queue before anything is decoded.
+// Encode images: admission (every view of every image) -> deadline -> codebooks checked -> image files
+// decoded and cropped (worker threads) -> one tensor -> the model's encode queue -> grids per view.
 import { FqError } from '../errors.ts';
 import { cropsToNchw } from '../imaging/preprocess.ts';
-import type { TokenBatch } from './backend.ts';
-import type { Reservation } from './batcher.ts';
-import { requestScope, type RequestLimits } from './request-scope.ts';
-import type { ServedModel } from './served-model.ts';
+import type { Orientation } from '../imaging/read-image.ts';
+import type { TokenBatch } from '../backends/backend.ts';
+import type { ServedModel } from '../serving/served-model.ts';
+import { admit, type Admission, type RequestLimits } from './admission.ts';
+import { selectCodebooks } from './codebooks.ts';
 import { VIEWS, type Augment } from './views.ts';
 
-import type { Orientation } from '../imaging/read-image.ts';
-
-export type { Orientation };
-
-/** What encode needs from preprocessing: bytes in, the crops of every view out (HWC RGB uint8, imageSize square). */
+/** What encoding needs from preprocessing: image file bytes in, the crops of every view out (HWC RGB uint8, imageSize square). */
 export interface CropSource {
   preprocess(
     input: Uint8Array,
@@ -42,26 +39,15 @@ export interface EncodedBatch {
   tokens: TokenBatch;
 }
 
-/** Checks a requested subset of codebooks against the model; returns them in model order. */
-export function selectCodebooks(tokenizer: ServedModel, requested: string[] | undefined): string[] {
-  const all = tokenizer.codebookNames;
-  if (!requested || requested.length === 0) return all;
-  const unknown = requested.filter((n) => !all.includes(n));
-  if (unknown.length > 0) {
-    throw new FqError('bad_request', `unknown codebook(s) ${unknown.join(', ')}; model ${tokenizer.label} has ${all.join(', ')}`);
-  }
-  return all.filter((n) => requested.includes(n));
-}
-
 /** Room in the encode queue for every view of every image, or a 413 (never fits) / 503 (not now) that says why. */
-function admit(tokenizer: ServedModel, images: number, augment: Augment): Reservation {
+function admitViews(model: ServedModel, images: number, augment: Augment, limits: RequestLimits): Admission {
   const views = VIEWS[augment].length;
   const unit = views === 1 ? 'images' : `views (${images} images x ${views} for augment=${augment})`;
   try {
-    return tokenizer.reserve('encode', images * views, unit);
+    return admit(model, 'encode', images * views, unit, limits);
   } catch (err) {
     if (err instanceof FqError && err.kind === 'too_large' && views > 1) {
-      const most = Math.floor(tokenizer.maxQueue / views);
+      const most = Math.floor(model.maxQueue / views);
       throw new FqError('too_large', `${err.message}; send at most ${most} images per request with augment=${augment}`, { cause: err });
     }
     throw err;
@@ -69,18 +55,17 @@ function admit(tokenizer: ServedModel, images: number, augment: Augment): Reserv
 }
 
 export async function encodeImages(
-  tokenizer: ServedModel,
+  model: ServedModel,
   cropSource: CropSource,
   images: SourceImage[],
   options: EncodeImagesOptions,
   limits: RequestLimits = {},
 ): Promise<EncodedBatch> {
-  const codebooks = selectCodebooks(tokenizer, options.codebooks);
   const views = VIEWS[options.augment];
-  const size = tokenizer.model.manifest.image_size; // the crop is the model's input, whatever its size
-  const reservation = admit(tokenizer, images.length, options.augment);
-  const scope = requestScope(limits);
+  const admission = admitViews(model, images.length, options.augment, limits);
   try {
+    const codebooks = selectCodebooks(model, options.codebooks);
+    const size = model.model.manifest.image_size; // the crop is the model's input, whatever its size
     const crops = await Promise.all(
       images.map(async (image, item) => {
         try {
@@ -89,11 +74,11 @@ export async function encodeImages(
             augment: options.augment,
             imageSize: size,
             item,
-            signal: scope.signal,
+            signal: admission.signal,
           });
         } catch (err) {
-          if (scope.signal.aborted) throw scope.signal.reason; // timed out or the client left: not this image's fault
-          scope.stop(`image ${item} failed`); // the request fails: decode none of the others still waiting
+          if (admission.signal.aborted) throw admission.signal.reason; // timed out or the client left: not this image's fault
+          admission.stop(`image ${item} failed`); // the request fails: decode none of the others still waiting
           if (err instanceof FqError) {
             const where = image.name ? `image ${item} (${image.name})` : `image ${item}`;
             throw new FqError(err.kind, `${where}: ${err.message}`, { item, retryAfterSeconds: err.retryAfterSeconds, cause: err });
@@ -104,12 +89,11 @@ export async function encodeImages(
     );
     const flat = crops.flat();
     if (flat.length !== images.length * views.length) throw new Error(`preprocessing produced ${flat.length} crops, expected ${images.length * views.length}`);
-    const all = await tokenizer.encode(cropsToNchw(flat, size), flat.length, { signal: scope.signal, reservation });
+    const all = await model.encode(cropsToNchw(flat, size), flat.length, admission.submit);
     const tokens: TokenBatch = {};
     for (const name of codebooks) tokens[name] = all[name]!;
-    return { views, count: images.length, grid: tokenizer.model.manifest.grid, codebooks, tokens };
+    return { views, count: images.length, grid: model.model.manifest.grid, codebooks, tokens };
   } finally {
-    reservation.release();
-    scope.dispose();
+    admission.end();
   }
 }

@@ -1,4 +1,4 @@
-// Admission to decoding: a free worker thread and room in the budget of decoded pixels in flight, first come first served.
+// Admission to reading image files: a free worker thread and room in the budget of decoded pixels in flight, first come first served.
 //
 // Why here and not in piscina: piscina's own queue can only cancel a queued task by the same abort
 // that terminates a running worker (and a new worker costs a warm-up), and it knows nothing of image
@@ -6,7 +6,7 @@
 // moment, and an image just under FQ_MAX_INPUT_PIXELS (~190 MB decoded) waits while others hold the budget.
 import { abortReason } from '../errors.ts';
 
-export interface DecodeGateOptions {
+export interface ReadGateOptions {
   /** Decodes at once (the pool's threads). */
   slots: number;
   /** Most decoded pixels (width * height, summed over images being decoded) at once. */
@@ -26,12 +26,12 @@ interface Waiter {
   grant(): void;
 }
 
-export class DecodeGate {
+export class ReadGate {
   private busySlots = 0;
   private pixelsInFlight = 0;
   private readonly waiters: Waiter[] = [];
 
-  constructor(private readonly options: DecodeGateOptions) {}
+  constructor(private readonly options: ReadGateOptions) {}
 
   get state(): GateState {
     return { decodes: this.busySlots, pixels: this.pixelsInFlight, waiting: this.waiters.length };

@@ -1,14 +1,15 @@
 // Which execution provider a model version runs on: each configured provider is checked against the
-// CPU EP in a child process, refused with a log line when it fails or crashes, and the next one tried.
+// CPU EP in a child process, refused with an error line when it fails or crashes, and the next one tried.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { ExecutionProviderName } from '../config.ts';
-import { logger } from '../logger.ts';
-import { workerExecArgv } from '../worker-exec-argv.ts';
-import type { Manifest } from './manifest.ts';
+import type { ExecutionProviderName } from '../../config.ts';
+import { logger } from '../../logger.ts';
+import { workerExecArgv } from '../../worker-exec-argv.ts';
+import type { Manifest } from '../manifest.ts';
+import { cudaTf32Off, pinCudaFp32 } from './cuda-fp32.ts';
 import type { ProviderCheckRequest, ProviderCheckResult } from './provider-check.ts';
 
 export interface ExecutionProviderSettings {
@@ -109,6 +110,10 @@ function runCheck(request: ProviderCheckRequest): Promise<Verdict> {
 export interface ChosenProvider {
   name: ExecutionProviderName;
   entry: ProviderEntry;
+  /** The provider the configuration asked for first. */
+  requested: ExecutionProviderName;
+  /** Why each provider before the chosen one was refused ("cuda: ..."), when any was. */
+  fallback?: string;
 }
 
 /**
@@ -116,19 +121,26 @@ export interface ChosenProvider {
  * CPU when none does (it is the reference, so it is never checked).
  */
 export async function chooseExecutionProvider(label: string, modelDir: string, manifest: Manifest, settings: ExecutionProviderSettings): Promise<ChosenProvider> {
+  const requested = settings.executionProviders[0]!;
+  const refusals: string[] = [];
+  const fallback = () => (refusals.length > 0 ? { fallback: refusals.join('; ') } : {});
   for (const name of settings.executionProviders) {
     if (name === 'cpu') break;
+    if (name === 'cuda') pinCudaFp32(); // before the check's child process and any session exist
     const entry = providerEntry(name, settings);
     const verdict = await serialisedCreation(() =>
       runCheck({ modelDir, encoder: manifest.encoder, decoder: manifest.decoder, imageSize: manifest.image_size, provider: entry, intraOpThreads: settings.intraOpThreads }),
     );
     const hint = name === 'cuda' && !verdict.ok ? missingCudaLibrary() : undefined;
     if (hint) verdict.reason = `${verdict.reason} (${hint})`;
+    const precision = name === 'cuda' ? { tf32: cudaTf32Off() ? 'off' : 'as the environment sets it' } : {};
     if (verdict.ok) {
-      logger.info({ model: label, provider: name, check: verdict.result }, 'execution provider agrees with the CPU EP');
-      return { name, entry };
+      logger.info({ model: label, provider: name, ...precision, check: verdict.result }, 'execution provider agrees with the CPU EP');
+      return { name, entry, requested, ...fallback() };
     }
-    logger.warn({ model: label, provider: name, reason: verdict.reason, check: verdict.result }, 'execution provider refused, trying the next');
+    // Loud: the operator asked for this provider and the model will run elsewhere, likely much slower.
+    logger.error({ model: label, provider: name, ...precision, reason: verdict.reason, check: verdict.result }, 'execution provider refused, trying the next');
+    refusals.push(`${name}: ${verdict.reason ?? 'refused'}`);
   }
-  return { name: 'cpu', entry: 'cpu' };
+  return { name: 'cpu', entry: 'cpu', requested, ...fallback() };
 }

@@ -55,3 +55,14 @@ export async function readManifest(modelDir: string): Promise<Manifest> {
   }
   return m;
 }
+
+/** What a model is, from its manifest alone, in the API's snake_case (GET /models, `fqtok models`). */
+export function manifestFacts(m: Manifest) {
+  return {
+    variant: m.variant,
+    image_size: m.image_size,
+    downsample: m.downsample,
+    grid: m.grid,
+    codebooks: m.codebooks.map(({ name, size, dim }) => ({ name, size, dim })),
+  };
+}

@@ -1,9 +1,9 @@
 // One servable model version: its backend behind an encode and a decode micro-batcher.
 import { FqError } from '../errors.ts';
 import { batchSize, droppedRequests, imagesProcessed, inferenceDuration, queueDepth } from '../metrics.ts';
-import type { BackendHealth, BackendInfo, TokenBatch, InferenceBackend } from './backend.ts';
+import type { BackendHealth, BackendInfo, TokenBatch, InferenceBackend } from '../backends/backend.ts';
 import { MicroBatcher, type Reservation, type SubmitOptions } from './batcher.ts';
-import type { Manifest } from './manifest.ts';
+import type { Manifest } from '../backends/manifest.ts';
 
 export interface ModelRef {
   name: string;
@@ -11,6 +11,9 @@ export interface ModelRef {
   dir: string;
   manifest: Manifest;
 }
+
+/** The two queues of a served model. */
+export type Operation = 'encode' | 'decode';
 
 export interface BatchingOptions {
   maxBatch: number;
@@ -115,6 +118,11 @@ export class ServedModel {
     return `${this.model.name}@${this.model.version}`;
   }
 
+  /** Most items in one inference run (FQ_MAX_BATCH, or the CLI's run size). */
+  get maxBatch(): number {
+    return this.batching.maxBatch;
+  }
+
   /** Most items one operation's queue holds (FQ_MAX_QUEUE): a request needing more can never be served. */
   get maxQueue(): number {
     return this.batching.maxQueue;
@@ -133,7 +141,7 @@ export class ServedModel {
   }
 
   /** A backend failure is the server's fault: an `internal` error that names the model and keeps the cause. */
-  private async failing<T>(operation: 'encode' | 'decode', count: number, run: Promise<T>): Promise<T> {
+  private async failing<T>(operation: Operation, count: number, run: Promise<T>): Promise<T> {
     try {
       return await run;
     } catch (err) {
@@ -142,7 +150,7 @@ export class ServedModel {
     }
   }
 
-  private observe(operation: 'encode' | 'decode', items: number, ms: number): void {
+  private observe(operation: Operation, items: number, ms: number): void {
     const labels = { model: this.label, operation };
     batchSize.observe(labels, items);
     inferenceDuration.observe(labels, ms / 1000);
@@ -150,7 +158,7 @@ export class ServedModel {
     this.reportDepth(operation);
   }
 
-  private reportDepth(operation: 'encode' | 'decode'): void {
+  private reportDepth(operation: Operation): void {
     queueDepth.set({ model: this.label, operation }, operation === 'encode' ? this.encoder.depth : this.decoder.depth);
   }
 
@@ -159,7 +167,7 @@ export class ServedModel {
    * queue (see MicroBatcher.reserve). Pass the reservation to encode()/decode() and release it when
    * the request ends, whatever the outcome.
    */
-  reserve(operation: 'encode' | 'decode', items: number, unit?: string): Reservation {
+  reserve(operation: Operation, items: number, unit?: string): Reservation {
     return (operation === 'encode' ? this.encoder : this.decoder).reserve(items, unit);
   }
 

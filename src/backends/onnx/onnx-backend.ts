@@ -2,11 +2,11 @@
 // worker thread of its own (onnxruntime-node's run() would otherwise block the event loop).
 import path from 'node:path';
 import { Piscina } from 'piscina';
-import { logger } from '../logger.ts';
-import { workerExecArgv } from '../worker-exec-argv.ts';
+import { logger } from '../../logger.ts';
+import { workerExecArgv } from '../../worker-exec-argv.ts';
 import { chooseExecutionProvider, serialisedCreation, type ExecutionProviderSettings, type ProviderEntry } from './execution-providers.ts';
-import type { Manifest } from './manifest.ts';
-import type { BackendInfo, TokenBatch, InferenceBackend } from './backend.ts';
+import type { Manifest } from '../manifest.ts';
+import type { BackendInfo, TokenBatch, InferenceBackend } from '../backend.ts';
 import type { RunResult, RunTask, SessionConfig, SessionDescription } from './ort-session-worker.ts';
 
 export type OnnxBackendOptions = ExecutionProviderSettings;
@@ -31,7 +31,7 @@ async function sessionThread(file: string, provider: ProviderEntry, options: Onn
   });
   try {
     const description = (await pool.run(session as never, { name: 'describe' })) as unknown as SessionDescription;
-    for (const f of description.fallbacks) logger.warn({ file, provider: f.provider, reason: f.reason }, 'execution provider passed its check but failed here; running on CPU');
+    for (const f of description.fallbacks) logger.error({ file, provider: f.provider, reason: f.reason }, 'execution provider passed its check but failed here; running on CPU');
     return { pool, session, description };
   } catch (err) {
     await pool.close();
@@ -51,6 +51,8 @@ export class OnnxBackend implements InferenceBackend {
     private readonly encoder: SessionThread,
     private readonly decoder: SessionThread,
     readonly executionProvider: string,
+    private readonly requested: string,
+    private readonly fallback: string | undefined,
   ) {}
 
   /** `label` names the model version in log lines. */
@@ -66,11 +68,19 @@ export class OnnxBackend implements InferenceBackend {
       throw err;
     }
     const [e, d] = [encoder.description.provider, decoder.description.provider];
-    return new OnnxBackend(manifest, encoder, decoder, e === d ? e : `encoder:${e},decoder:${d}`);
+    const late = [...encoder.description.fallbacks, ...decoder.description.fallbacks].map((f) => `${f.provider}: ${f.reason}`);
+    const fallback = [chosen.fallback, ...late].filter(Boolean).join('; ') || undefined;
+    return new OnnxBackend(manifest, encoder, decoder, e === d ? e : `encoder:${e},decoder:${d}`, chosen.requested, fallback);
   }
 
   get info(): BackendInfo {
-    return { backend: 'onnx', device: this.executionProvider, precision: 'fp32' };
+    return {
+      backend: 'onnx',
+      device: this.executionProvider,
+      precision: 'fp32',
+      requestedDevice: this.requested,
+      ...(this.fallback ? { fallback: this.fallback } : {}),
+    };
   }
 
   async encode(images: Float32Array, batch: number): Promise<TokenBatch> {

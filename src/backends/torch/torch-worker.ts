@@ -1,8 +1,8 @@
 // One `python -m fqgan.serve_worker` process: start-up handshake, framed requests with deadlines, exit.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { logger } from '../logger.ts';
-import { childEnv, launcherArgs, signalGroup, TRAINER_DIR } from '../python-launcher.ts';
+import { logger } from '../../logger.ts';
+import { childEnv, launcherArgs, signalGroup, TRAINER_DIR } from '../../python-launcher.ts';
 import { encodeFrame, FrameReader, type Frame, type FrameHeader, type WireArray } from './worker-protocol.ts';
 
 export interface TorchWorkerOptions {

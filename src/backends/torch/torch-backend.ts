@@ -1,8 +1,8 @@
 // The PyTorch backend: one long-lived worker process per model version, restarted with back-off when it dies or hangs.
-import { FqError } from '../errors.ts';
-import { logger } from '../logger.ts';
-import type { BackendHealth, BackendInfo, TokenBatch, InferenceBackend } from './backend.ts';
-import type { Manifest } from './manifest.ts';
+import { FqError } from '../../errors.ts';
+import { logger } from '../../logger.ts';
+import type { BackendHealth, BackendInfo, TokenBatch, InferenceBackend } from '../backend.ts';
+import type { Manifest } from '../manifest.ts';
 import { TorchWorker, WorkerFault, type TorchWorkerOptions, type WorkerReady } from './torch-worker.ts';
 import { frameTensors, type WireArray } from './worker-protocol.ts';
 
@@ -60,7 +60,9 @@ export class TorchBackend implements InferenceBackend {
   }
 
   get info(): BackendInfo {
-    return { backend: 'torch', device: this.ready.device, precision: this.ready.precision, pid: this.worker?.pid, pending: this.worker?.pending ?? 0 };
+    const { device, precision } = this.ready;
+    // The worker takes the device it is given or finds (--device auto): it runs where it was asked to.
+    return { backend: 'torch', device, precision, requestedDevice: device, pid: this.worker?.pid, pending: this.worker?.pending ?? 0 };
   }
 
   health(): BackendHealth {
@@ -85,11 +87,6 @@ export class TorchBackend implements InferenceBackend {
     return frameTensors(frame).image as Uint8Array;
   }
 
-  /** The worker's answer for its fixed check input: input, tokens and fp32 margins per codebook. */
-  async check(): Promise<Record<string, WireArray>> {
-    return frameTensors(await this.call({ op: 'check' }, []));
-  }
-
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.restartTimer);
@@ -101,7 +98,7 @@ export class TorchBackend implements InferenceBackend {
   private async call(header: Record<string, unknown>, parts: WireArray[]) {
     const worker = await this.current();
     try {
-      return await worker.request(header, parts, this.deadlineMs());
+      return await worker.request(header, parts, this.hangTimeoutMs());
     } catch (err) {
       if (err instanceof WorkerFault) throw this.unavailable(err.message);
       throw err;
@@ -109,10 +106,11 @@ export class TorchBackend implements InferenceBackend {
   }
 
   /**
-   * A little under the request timeout, so that a request caught by a hung worker is answered 503
-   * (retry) by this deadline rather than 504 by its own.
+   * The worker's watchdog, not a request deadline (requests have theirs in their scope, and the CLI's
+   * have none): a worker silent this long is taken to hang and is killed. A little under the request
+   * timeout, so that a request caught by a hung worker is answered 503 (retry) rather than 504.
    */
-  private deadlineMs(): number {
+  private hangTimeoutMs(): number {
     return Math.max(1000, Math.floor(this.requestTimeoutMs * 0.9));
   }
 
@@ -122,7 +120,7 @@ export class TorchBackend implements InferenceBackend {
     if (this.notReadyReason || !this.starting) throw this.unavailable(this.notReadyReason ?? 'the torch worker is restarting');
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(this.unavailable('the torch worker is still restarting')), this.deadlineMs());
+      timer = setTimeout(() => reject(this.unavailable('the torch worker is still restarting')), this.hangTimeoutMs());
     });
     try {
       return await Promise.race([this.starting, deadline]);

@@ -8,6 +8,10 @@ export interface BackendInfo {
   backend: 'onnx' | 'torch';
   device: string;
   precision: string;
+  /** Where the configuration asked it to run (the first execution provider); `device` is where it does. */
+  requestedDevice: string;
+  /** Why it does not run where asked, when it does not. */
+  fallback?: string;
   /** The worker process of an out-of-process backend, and how many requests it is working on. */
   pid?: number;
   pending?: number;

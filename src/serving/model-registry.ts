@@ -1,16 +1,20 @@
 // The model registry: which model versions are served, each a ServedModel, and the default model.
-import { readdir, stat } from 'node:fs/promises';
-import path from 'node:path';
 import { FqError } from '../errors.ts';
 import { logger } from '../logger.ts';
 import { modelInfo } from '../metrics.ts';
-import { readManifest } from './manifest.ts';
-import type { BackendHealth, BackendInfo } from './backend.ts';
-import { createBackend, type BackendOptions } from './backend-factory.ts';
+import { readManifest } from '../backends/manifest.ts';
+import { findModelFolders } from './model-folders.ts';
+import type { BackendHealth, BackendInfo } from '../backends/backend.ts';
+import { createBackend, type BackendOptions } from '../backends/backend-factory.ts';
 import { ServedModel, type BatchingOptions, type ModelRef } from './served-model.ts';
 
 export interface RegistryOptions extends BatchingOptions, BackendOptions {
   defaultModel?: string;
+  /**
+   * The batching of a version once its backend is up (it may depend on where the backend runs: a GPU's
+   * throughput keeps growing with the batch); the options' own maxBatch, batchWaitMs and maxQueue when absent.
+   */
+  batchingFor?(backend: BackendInfo): BatchingOptions;
 }
 
 export interface ModelSummary {
@@ -23,10 +27,15 @@ export interface ModelSummary {
   health: BackendHealth;
 }
 
-const infoLabels = (t: ServedModel) => ({ model: t.model.name, version: String(t.model.version), execution_provider: t.executionProvider });
+const infoLabels = (served: ServedModel) => ({
+  model: served.model.name,
+  version: String(served.model.version),
+  execution_provider: served.executionProvider,
+  requested_execution_provider: served.backendInfo.requestedDevice,
+});
 
 export class ModelRegistry {
-  /** name -> version -> tokenizer */
+  /** name -> version -> served model */
   private readonly models = new Map<string, Map<number, ServedModel>>();
   private defaultName: string | undefined;
 
@@ -36,18 +45,12 @@ export class ModelRegistry {
 
   /** Loads every sub-folder of `modelsDir` that holds a manifest.json, as version 1 of its folder name. */
   async loadModelsDir(modelsDir: string): Promise<void> {
-    let entries: string[] = [];
-    try {
-      entries = (await readdir(modelsDir)).sort();
-    } catch {
+    const folders = await findModelFolders(modelsDir);
+    if (!folders) {
       logger.warn({ modelsDir }, 'models directory not found; serving no shipped models');
       return;
     }
-    for (const name of entries) {
-      const dir = path.join(modelsDir, name);
-      const isModel = await stat(path.join(dir, 'manifest.json')).then((s) => s.isFile(), () => false);
-      if (isModel) await this.load(name, 1, dir);
-    }
+    for (const { name, dir } of folders) await this.load(name, 1, dir);
     if (this.defaultName && !this.models.has(this.defaultName)) {
       throw new Error(`FQ_DEFAULT_MODEL=${this.defaultName} is not among the models in ${modelsDir}`);
     }
@@ -58,37 +61,37 @@ export class ModelRegistry {
     const manifest = await readManifest(dir);
     const backend = await createBackend(dir, manifest, `${name}@${version}`, this.options);
     const ref: ModelRef = { name, version, dir, manifest };
-    const tokenizer = new ServedModel(ref, backend, this.options);
+    const served = new ServedModel(ref, backend, this.options.batchingFor?.(backend.info) ?? this.options);
     let versions = this.models.get(name);
     if (!versions) this.models.set(name, (versions = new Map()));
     const previous = versions.get(version);
-    versions.set(version, tokenizer);
+    versions.set(version, served);
     if (previous) {
       modelInfo.remove(infoLabels(previous));
       await previous.close();
     }
-    modelInfo.set(infoLabels(tokenizer), 1);
+    modelInfo.set(infoLabels(served), 1);
     this.defaultName ??= name;
     logger.info({ model: name, version, dir, executionProvider: backend.executionProvider, ...backend.info }, 'model loaded');
-    return tokenizer;
+    return served;
   }
 
   /** Stops serving one version; in-flight work on it finishes first. */
   async unload(name: string, version: number): Promise<void> {
     const versions = this.models.get(name);
-    const tokenizer = versions?.get(version);
-    if (!versions || !tokenizer) return;
+    const served = versions?.get(version);
+    if (!versions || !served) return;
     versions.delete(version);
     if (versions.size === 0) this.models.delete(name);
-    modelInfo.remove(infoLabels(tokenizer));
-    await tokenizer.close();
+    modelInfo.remove(infoLabels(served));
+    await served.close();
   }
 
   get defaultModel(): string | undefined {
     return this.defaultName;
   }
 
-  /** The tokenizer for `name` (default model when omitted), at `version` (latest when omitted). */
+  /** The served model `name` (default model when omitted), at `version` (latest when omitted). */
   get(name?: string, version?: number): ServedModel {
     const wanted = name ?? this.defaultName;
     if (!wanted) throw new FqError('unknown_model', 'no model is loaded');
@@ -97,25 +100,25 @@ export class ModelRegistry {
       throw new FqError('unknown_model', `unknown model '${wanted}'; known: ${[...this.models.keys()].join(', ') || 'none'}`);
     }
     const v = version ?? Math.max(...versions.keys());
-    const tokenizer = versions.get(v);
-    if (!tokenizer) {
+    const served = versions.get(v);
+    if (!served) {
       throw new FqError('unknown_model', `model '${wanted}' has no version ${v}; versions: ${[...versions.keys()].join(', ')}`);
     }
-    return tokenizer;
+    return served;
   }
 
   list(): ModelSummary[] {
     const out: ModelSummary[] = [];
     for (const [name, versions] of [...this.models.entries()].sort(([a], [b]) => a.localeCompare(b))) {
-      for (const [version, t] of [...versions.entries()].sort(([a], [b]) => a - b)) {
+      for (const [version, served] of [...versions.entries()].sort(([a], [b]) => a - b)) {
         out.push({
           name,
           version,
-          dir: t.model.dir,
+          dir: served.model.dir,
           default: name === this.defaultName,
-          executionProvider: t.executionProvider,
-          backend: t.backendInfo,
-          health: t.health(),
+          executionProvider: served.executionProvider,
+          backend: served.backendInfo,
+          health: served.health(),
         });
       }
     }
@@ -134,7 +137,7 @@ export class ModelRegistry {
   async close(): Promise<void> {
     const all = this.all();
     this.models.clear();
-    for (const t of all) modelInfo.remove(infoLabels(t));
-    await Promise.all(all.map((t) => t.close()));
+    for (const served of all) modelInfo.remove(infoLabels(served));
+    await Promise.all(all.map((served) => served.close()));
   }
 }

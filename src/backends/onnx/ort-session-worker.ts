@@ -2,7 +2,7 @@
 // calls it for the whole inference, so each session lives in a thread of its own.
 import * as ort from 'onnxruntime-node';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
-import { chwToRgb8 } from '../imaging/tensor-to-image.ts';
+import { chwToRgb8 } from '../../imaging/tensor-to-image.ts';
 import type { ProviderEntry } from './execution-providers.ts';
 
 export interface SessionConfig {

@@ -1,5 +1,8 @@
-// Codebook usage over a set of codes: distinct codes used, the perplexity of their distribution, the top codes.
+// Code usage: over the grids sent, per codebook, the distinct codes used, the perplexity of their
+// distribution and the top codes. Counted grid set by grid set, so that any number of codes takes
+// constant memory; the model's manifest is all it needs (no inference runs).
 import { FqError } from '../errors.ts';
+import type { GridSet } from './token-layout.ts';
 
 export interface CodebookUsage {
   codebook: string;
@@ -79,4 +82,39 @@ export function countersFor(names: string[], codebooks: readonly { name: string;
 /** One line for people (a histogram's caption). */
 export function describeUsage(u: CodebookUsage): string {
   return `${u.codebook}: ${u.used}/${u.size} codes used (${(u.usage * 100).toFixed(1)}%), ${u.dead} dead, perplexity ${u.perplexity.toFixed(1)}, ${u.tokens} tokens`;
+}
+
+export interface UsageReport {
+  /** The model whose codebooks the codes were counted against (name@version). */
+  model: string;
+  /** Source images the grids belong to. */
+  images: number;
+  /** Grids per codebook counted (an image with several views has several). */
+  grids: number;
+  codebooks: CodebookUsage[];
+  /** The counts behind the summaries, e.g. for a histogram. */
+  counters: CodeCounter[];
+}
+
+/** Counts the codes of grid sets (each resolved against the model's grid) for a model's codebooks. */
+export async function codeUsage(
+  model: { label: string; codebooks: readonly { name: string; size: number }[] },
+  sets: AsyncIterable<GridSet> | Iterable<GridSet>,
+  top: number,
+): Promise<UsageReport> {
+  let counters: CodeCounter[] | undefined;
+  let images = 0;
+  let grids = 0;
+  for await (const set of sets) {
+    counters ??= countersFor(Object.keys(set.tokens), model.codebooks, model.label);
+    for (const counter of counters) {
+      const values = set.tokens[counter.codebook];
+      if (!values) throw new FqError('bad_tokens', `codebook '${counter.codebook}' is missing from some of the codes`);
+      counter.add(values);
+    }
+    images += set.images;
+    grids += set.count;
+  }
+  if (!counters) throw new FqError('bad_tokens', 'no codes to count');
+  return { model: model.label, images, grids, codebooks: counters.map((c) => c.summary(top)), counters };
 }
