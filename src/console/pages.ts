@@ -109,7 +109,7 @@ export const modelsPage = () =>
         <div class="toolbar">
           <label for="usage-model">Model</label>
           <select id="usage-model"></select>
-          <button type="button" id="usage-recent">Recent encodes (<span id="recent-count">0</span> images)</button>
+          <button type="button" id="usage-recent">Recent encodes</button>
           <label class="button" for="usage-npz">Upload NPZ…</label>
           <input type="file" id="usage-npz" accept=".npz,application/x-npz" class="visually-hidden" />
         </div>

@@ -1,6 +1,7 @@
 // Playground: an image in; its crop, token grids, full and partial reconstructions, views, timings and downloads out.
 import { call, getJson, postJson, rememberCodes } from './api.js';
 import { $, base64Blob, clearError, download, formatMs, h, setBlob, showError } from './dom.js';
+import { weightsOf } from './model-facts.js';
 import { gridFigure } from './token-grid.js';
 
 const els = {
@@ -35,6 +36,7 @@ async function loadModel() {
     ['Image', `${m.image_size}×${m.image_size} → grid ${m.grid[0]}×${m.grid[1]}`],
     ['Codebooks', m.codebooks.map((c) => `${c.name} (${c.size})`).join(', ')],
     ['Runs on', `${m.backend} · ${m.device} · ${m.precision}`],
+    ['Weights', weightsOf(m.manifest)],
     ['Ready', m.ready ? 'yes' : `no: ${m.not_ready_reason ?? 'starting'}`],
   ];
   els.facts.replaceChildren(...facts.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
