@@ -32,7 +32,8 @@ export class JobView {
       stats: h('div.stats'),
       outcome: h('div'),
       lossChart: h('div.chart#loss-chart', {}, h('div.chart-empty', {}, 'Loss curves appear with the first progress event.')),
-      evalChart: h('div.chart#eval-chart', {}, h('div.chart-empty', {}, 'PSNR and SSIM appear at the first evaluation (eval_every, and at the end).')),
+      psnrChart: h('div.chart#psnr-chart', {}, h('div.chart-empty', {}, 'PSNR and SSIM of the held-out images appear at the first evaluation (every eval_every steps, and at the end).')),
+      ssimChart: h('div.chart#ssim-chart'),
       sampleSteps: h('div.sample-steps'),
       sample: h('div.samples#samples', {}, h('div.chart-empty', {}, 'The trainer writes a grid of held-out images (top) and their reconstructions (below) at each evaluation.')),
       checkpoints: h('tbody'),
@@ -46,7 +47,7 @@ export class JobView {
         el.outcome,
       ),
       h('section.card', {}, h('h2', {}, 'Losses'), el.lossChart),
-      h('section.card', {}, h('h2', {}, 'Evaluation'), el.evalChart),
+      h('section.card', {}, h('h2', {}, 'Evaluation'), h('div.chart-pair', {}, el.psnrChart, el.ssimChart)),
       h('section.card', {}, h('h2', {}, 'Sample reconstructions'), el.sampleSteps, el.sample),
       h('section.card', {}, h('h2', {}, 'Checkpoints'),
         h('table.list', {}, h('thead', {}, h('tr', {}, ['step', 'file', 'saved', 'kept'].map((t) => h('th', {}, t)))), el.checkpoints)),
@@ -58,8 +59,7 @@ export class JobView {
 
   close() {
     this.abort.abort();
-    this.lossChart?.destroy();
-    this.evalChart?.destroy();
+    for (const chart of [this.lossChart, this.psnrChart, this.ssimChart]) chart?.destroy();
   }
 
   get closed() {
@@ -127,12 +127,15 @@ export class JobView {
   }
 
   addEval(step, data) {
-    if (!this.evalChart) {
-      this.el.evalChart.replaceChildren();
-      this.evalChart = lineChart(this.el.evalChart, { xLabel: 'step', series: ['psnr', 'ssim'], right: ['ssim'] });
+    if (!this.psnrChart) {
+      this.el.psnrChart.replaceChildren();
+      this.psnrChart = lineChart(this.el.psnrChart, { title: 'PSNR (dB)', xLabel: 'step', series: ['psnr'], height: 200 });
+      this.ssimChart = lineChart(this.el.ssimChart, { title: 'SSIM', xLabel: 'step', series: ['ssim'], height: 200 });
     }
-    this.evalChart.add(step, { psnr: data.psnr, ssim: data.ssim });
-    this.root.dataset.evalPoints = String(this.evalChart.count());
+    this.psnrChart.add(step, { psnr: data.psnr });
+    this.ssimChart.add(step, { ssim: data.ssim });
+    this.lastEval = data;
+    this.root.dataset.evalPoints = String(this.psnrChart.count());
   }
 
   showProgress({ step, total, eta, rate }) {
@@ -141,6 +144,7 @@ export class JobView {
       stat('Step', total ? `${step} / ${total}` : String(step)),
       stat('Images/s', formatNumber(rate ?? null)),
       stat('Time left', eta === undefined || eta === null ? '—' : formatDuration(eta)),
+      ...(this.lastEval ? [stat(`PSNR at step ${this.lastEval.step}`, `${formatNumber(this.lastEval.psnr, 4)} dB`), stat('SSIM', formatNumber(this.lastEval.ssim, 3))] : []),
     );
   }
 
@@ -160,9 +164,13 @@ export class JobView {
       ['Started', formatTime(job.started_at)],
       ['Finished', formatTime(job.finished_at)],
       ['Attempts', String(job.attempts)],
-      ['Hyperparameters', Object.entries(job.hyperparameters).map(([k, v]) => `${k}=${v}`).join(', ') || 'defaults'],
     ];
-    this.el.facts.replaceChildren(...facts.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+    const settings = Object.entries(job.hyperparameters);
+    this.el.facts.replaceChildren(
+      ...facts.flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]),
+      h('dt', {}, 'Hyperparameters'),
+      h('dd', {}, h('details', {}, h('summary', {}, `${settings.length} settings`), h('pre.manifest', {}, settings.map(([k, v]) => `${k} = ${JSON.stringify(v)}`).join('\n')))),
+    );
     this.showProgress({ step: job.progress.step, total: job.progress.total_steps, eta: job.progress.eta_seconds, rate: job.progress.images_per_second });
     this.el.outcome.replaceChildren(
       ...(job.result
