@@ -30,6 +30,8 @@ const CropResponseSchema = z
 const route = createRoute({
   method: 'post',
   path: '/crop',
+  operationId: 'cropImages',
+  tags: ['tokens'],
   summary: 'The crops /encode tokenizes, as images',
   description:
     'Runs the same preprocessing as /encode (decode, RGB, ADM centre crop to the model\'s image_size; `augment` views; `orientation`) and returns the crops as PNG, without tokenizing them: ' +

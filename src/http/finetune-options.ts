@@ -47,6 +47,8 @@ const TrainerFieldsSchema = z
 const datasetsRoute = createRoute({
   method: 'get',
   path: '/datasets',
+  operationId: 'listDatasets',
+  tags: ['fine-tuning'],
   summary: 'List the datasets a fine-tuning job may name (admin)',
   description: 'The folders directly under FQ_DATASETS_DIR, by name, with a quick count of their image files; one a job would be refused for says why.',
   security,
@@ -56,6 +58,8 @@ const datasetsRoute = createRoute({
 const fieldsRoute = createRoute({
   method: 'get',
   path: '/jobs/finetune/hyperparameters',
+  operationId: 'getFinetuneFields',
+  tags: ['fine-tuning'],
   summary: "The trainer's hyperparameters and device settings, with defaults and limits (admin)",
   description:
     'Asked of the trainer itself (`python -m fqgan.spec_fields`), so a form shows what POST /jobs/finetune will accept. Limits use JSON Schema words: `minimum`, `exclusiveMinimum`, `exclusiveMaximum`, `enum`.',

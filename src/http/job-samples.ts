@@ -27,6 +27,8 @@ const SampleListSchema = z
 const listRoute = createRoute({
   method: 'get',
   path: '/jobs/{id}/samples',
+  operationId: 'listJobSamples',
+  tags: ['fine-tuning'],
   summary: "A job's sample reconstruction grids, one per evaluation, oldest first (admin)",
   description:
     'At each evaluation the trainer reconstructs up to 8 held-out images through their tokens and writes a grid: the inputs on the top row, their reconstructions below. It is on disk before the `eval` event is sent.',
@@ -38,6 +40,8 @@ const listRoute = createRoute({
 const getRoute = createRoute({
   method: 'get',
   path: '/jobs/{id}/samples/{step}',
+  operationId: 'getJobSample',
+  tags: ['fine-tuning'],
   summary: 'One sample reconstruction grid (admin)',
   security,
   request: { params: JobIdParamsSchema.extend({ step: z.coerce.number().int().nonnegative().openapi({ example: 1000 }) }) },
