@@ -1,13 +1,13 @@
 // The web console in a real browser (Debian's chromium, puppeteer-core): playground, models, API docs, and a fine-tune started and watched from the jobs page.
 import assert from 'node:assert/strict';
-import { cp, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import type { ElementHandle, Page } from 'puppeteer-core';
 import { launchBrowser, openTab, type TestBrowser } from './helpers/browser.ts';
-import { ADMIN_TOKEN, exportTinyModel, makeDataset, PYTHON } from './helpers/finetune.ts';
+import { ADMIN_TOKEN, exportTinyModel, makeDataset, PYTHON, waitFor } from './helpers/finetune.ts';
 import { ROOT, startTestServer, type TestServer } from './helpers/server.ts';
 
 /** Screenshots land here; CI keeps the folder (copies chosen for the README are committed under docs/screenshots). */
@@ -108,6 +108,23 @@ test('playground: a photo in, its crop, one grid image per codebook, full and pa
     assert.equal(await page.$eval('#tooltip', (t) => t.textContent), `vis [1, 2]: code ${encoded.images[0]!.tokens.vis![1]![2]}`);
     await shot(page, 'playground');
 
+    // Downloads: the tokens as JSON and as NPZ, the same as /encode answers.
+    const downloads = path.join(tmp, 'downloads');
+    await mkdir(downloads, { recursive: true });
+    const cdp = await page.createCDPSession();
+    await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: downloads });
+    await page.click('#download-json');
+    await page.click('#download-npz');
+    const npzFile = path.join(downloads, 'photo.jpg.tokens.npz');
+    const jsonFile = path.join(downloads, 'photo.jpg.tokens.json');
+    await waitFor('both downloads', async () => ((await stat(npzFile).catch(() => undefined))?.size && (await stat(jsonFile).catch(() => undefined))?.size ? true : undefined), 60_000);
+    assert.deepEqual((JSON.parse(await readFile(jsonFile, 'utf8')) as typeof encoded).images[0]!.tokens, encoded.images[0]!.tokens);
+    const npzForm = new FormData();
+    npzForm.append('image', new Blob([new Uint8Array(await readFile(photo))], { type: 'image/jpeg' }), 'photo.jpg');
+    npzForm.append('format', 'npz');
+    const npzFromApi = Buffer.from(await (await fetch(`${server.url}/encode`, { method: 'POST', body: npzForm })).arrayBuffer());
+    assert.ok(npzFromApi.equals(await readFile(npzFile)), 'the NPZ download is what /encode answers');
+
     await page.select('#augment', 'flip');
     await page.waitForFunction(() => document.querySelectorAll('#views .tile').length === 2 && document.body.dataset.state === 'done');
     await loadedImages(page, '#views img', 4);
@@ -122,6 +139,12 @@ test('playground: a photo in, its crop, one grid image per codebook, full and pa
     assert.equal(await page.$$eval('#usage-result .usage-summary tbody tr', (rows) => rows.length), model.codebooks.length);
     assert.deepEqual(await page.$$eval('.model-card', (cards) => cards.map((c) => (c as HTMLElement).dataset.model)), [SHIPPED, 'tiny-16']);
     await shot(page, 'models');
+
+    // An uploaded NPZ of codes (the one downloaded above) is counted the same way.
+    const npzInput = (await page.$('#usage-npz')) as ElementHandle<HTMLInputElement>;
+    await npzInput.uploadFile(npzFile);
+    await page.waitForFunction(() => /Codes from photo\.jpg\.tokens\.npz: 1 image/.test(document.querySelector('#usage-result')?.textContent ?? ''));
+    await loadedImages(page, '#usage-result img.histogram', 1);
     assert.deepEqual(problems.seen, []);
   } finally {
     await page.close();
