@@ -18,6 +18,8 @@ const LAYOUTS = 'grids [N, A, h, w], [N, h, w] or [h, w], or flat sequences of h
 const route = createRoute({
   method: 'post',
   path: '/decode',
+  operationId: 'decodeTokens',
+  tags: ['tokens'],
   summary: 'Rebuild images from token grids or flat token sequences',
   description:
     'Takes what /encode returns (its JSON as it is, or its NPZ), or flat sequences of h*w tokens per image as autoregressive samplers emit them, and decodes every grid. ' +

@@ -13,6 +13,8 @@ import { EncodeJsonBodySchema, EncodeOptionsSchema, EncodeQuerySchema, EncodeRes
 const route = createRoute({
   method: 'post',
   path: '/encode',
+  operationId: 'encodeImages',
+  tags: ['tokens'],
   summary: 'Tokenize images',
   description:
     'Decodes each image, applies the reference preprocessing (convert to RGB, ADM centre crop to the model\'s image_size, 256x256 for the released models) and returns one token grid per codebook and view. ' +

@@ -10,6 +10,8 @@ const StatusSchema = z.object({ status: z.string(), models: z.number().int().opt
 const healthRoute = createRoute({
   method: 'get',
   path: '/healthz',
+  operationId: 'checkLiveness',
+  tags: ['service'],
   summary: 'Liveness: the process answers',
   responses: { 200: { description: 'Alive', content: { 'application/json': { schema: StatusSchema } } } },
 });
@@ -17,6 +19,8 @@ const healthRoute = createRoute({
 const readyRoute = createRoute({
   method: 'get',
   path: '/readyz',
+  operationId: 'checkReadiness',
+  tags: ['service'],
   summary: 'Readiness: models loaded, every version able to serve (no failing worker), not shutting down',
   responses: {
     200: { description: 'Ready', content: { 'application/json': { schema: StatusSchema } } },
@@ -27,6 +31,8 @@ const readyRoute = createRoute({
 const metricsRoute = createRoute({
   method: 'get',
   path: '/metrics',
+  operationId: 'getMetrics',
+  tags: ['service'],
   summary: 'Prometheus metrics: requests and latency per route and status, batch sizes, queue depth, images processed',
   responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } },
 });

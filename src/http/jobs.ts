@@ -41,6 +41,8 @@ const finetuneHook: Hook<any, any, any, any> = (result, c) => {
 const createJobRoute = createRoute({
   method: 'post',
   path: '/jobs/finetune',
+  operationId: 'createFinetuneJob',
+  tags: ['fine-tuning'],
   summary: 'Queue a fine-tuning job (admin)',
   description:
     'Validated before queueing: the base model is served and has a checkpoint, the dataset names a folder directly under FQ_DATASETS_DIR that holds decodable images and no symlink leading outside FQ_DATASETS_DIR, and the trainer accepts every hyperparameter and finds the weights of every enabled loss. An Idempotency-Key header makes retries safe: the same key and body answer with the same job.',
@@ -58,6 +60,8 @@ const createJobRoute = createRoute({
 const listJobsRoute = createRoute({
   method: 'get',
   path: '/jobs',
+  operationId: 'listJobs',
+  tags: ['fine-tuning'],
   summary: 'List fine-tuning jobs, newest first (admin)',
   security,
   request: { query: JobListQuerySchema },
@@ -67,6 +71,8 @@ const listJobsRoute = createRoute({
 const getJobRoute = createRoute({
   method: 'get',
   path: '/jobs/{id}',
+  operationId: 'getJob',
+  tags: ['fine-tuning'],
   summary: 'One fine-tuning job (admin)',
   security,
   request: { params: JobIdParamsSchema },
@@ -76,6 +82,8 @@ const getJobRoute = createRoute({
 const cancelJobRoute = createRoute({
   method: 'post',
   path: '/jobs/{id}/cancel',
+  operationId: 'cancelJob',
+  tags: ['fine-tuning'],
   summary: 'Cancel a job (admin)',
   description:
     'A queued job is cancelled at once. A running one gets SIGTERM (the trainer saves a checkpoint and stops), then SIGKILL after FQ_JOB_CANCEL_GRACE_MS (the trainer also ends itself then); its status becomes `cancelled` when the trainer has stopped (`cancel_requested_at` is set meanwhile).',
@@ -87,6 +95,8 @@ const cancelJobRoute = createRoute({
 const eventsRoute = createRoute({
   method: 'get',
   path: '/jobs/{id}/events',
+  operationId: 'listJobEvents',
+  tags: ['fine-tuning'],
   summary: "A job's events: a JSON page, or a live Server-Sent Events stream (admin)",
   description:
     'With `Accept: text/event-stream` (or `stream=true`) the answer is an SSE stream: every event after `after` (or the Last-Event-ID header, to resume), then live ones; each SSE message has `id` (the event id), `event` (its type) and `data` (the event as JSON). The stream ends after the job ends.',
@@ -104,6 +114,8 @@ const eventsRoute = createRoute({
 const metricsRoute = createRoute({
   method: 'get',
   path: '/jobs/{id}/metrics',
+  operationId: 'getJobMetrics',
+  tags: ['fine-tuning'],
   summary: "A job's training curves: losses and codebook usage per progress event, and evaluations (admin)",
   description:
     'Paged over the job\'s progress and eval events, oldest first: `limit` of them per page (default 1000, at most 10000); while `has_more`, pass `next_cursor` as `after` for the next page.',
@@ -115,6 +127,8 @@ const metricsRoute = createRoute({
 const checkpointsRoute = createRoute({
   method: 'get',
   path: '/jobs/{id}/checkpoints',
+  operationId: 'listJobCheckpoints',
+  tags: ['fine-tuning'],
   summary: "A job's checkpoints (admin)",
   security,
   request: { params: JobIdParamsSchema },

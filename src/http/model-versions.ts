@@ -12,6 +12,8 @@ const security = [{ bearerAuth: [] }];
 const listRoute = createRoute({
   method: 'get',
   path: '/models/{name}/versions',
+  operationId: 'listModelVersions',
+  tags: ['models'],
   summary: "A model's versions: shipped and fine-tuned (admin)",
   security,
   request: { params: z.object({ name: z.string() }) },
@@ -24,6 +26,8 @@ const listRoute = createRoute({
 const deleteRoute = createRoute({
   method: 'delete',
   path: '/models/{name}/versions/{version}',
+  operationId: 'deleteModelVersion',
+  tags: ['models'],
   summary: 'Stop serving a fine-tuned version and delete its files (admin)',
   description: 'Refused (409) for a shipped version, for the version the default model serves, and for the base of a queued or running job.',
   security,

@@ -28,6 +28,8 @@ function describe(served: ServedModel, isDefault: boolean) {
 const listRoute = createRoute({
   method: 'get',
   path: '/models',
+  operationId: 'listModels',
+  tags: ['models'],
   summary: 'List served models (latest version of each)',
   responses: { 200: { description: 'Models', content: { 'application/json': { schema: ModelListSchema } } } },
 });
@@ -35,6 +37,8 @@ const listRoute = createRoute({
 const getRoute = createRoute({
   method: 'get',
   path: '/models/{name}',
+  operationId: 'getModel',
+  tags: ['models'],
   summary: 'One model: manifest, versions, execution provider',
   request: {
     params: z.object({ name: z.string() }),

@@ -18,6 +18,8 @@ const QuerySchema = z.object({
 const route = createRoute({
   method: 'post',
   path: '/stats',
+  operationId: 'countCodeUsage',
+  tags: ['tokens'],
   summary: 'Codebook usage of a set of codes',
   description:
     'Counts the codes of every codebook sent (any layout /decode takes: grids or flat h*w sequences, NPZ or JSON) and reports how many distinct codes were used, ' +

@@ -45,7 +45,7 @@ export async function resolveDataset(root: string, name: string): Promise<Datase
   return { dir: real, root: realRoot };
 }
 
-const isInside = (real: string, realRoot: string) => real === realRoot || real.startsWith(realRoot + path.sep);
+export const isInside = (real: string, realRoot: string) => real === realRoot || real.startsWith(realRoot + path.sep);
 
 /**
  * Finds up to FILES_PROBED image files (breadth-first) and requires one that sharp can read the header of.
@@ -87,7 +87,7 @@ export async function checkHoldsImages(dataset: DatasetFolder, shownAs: string):
 }
 
 /** What an entry is once links are resolved; a link is looked through (realpath, stat), never opened. */
-async function entryKind(e: Dirent, full: string, realRoot: string): Promise<'file' | 'folder' | 'outside' | 'other'> {
+export async function entryKind(e: Dirent, full: string, realRoot: string): Promise<'file' | 'folder' | 'outside' | 'other'> {
   if (!e.isSymbolicLink()) return e.isDirectory() ? 'folder' : e.isFile() ? 'file' : 'other';
   const real = await realpath(full).catch(() => undefined);
   if (real === undefined) return 'other'; // a dangling link: nothing to read

@@ -28,5 +28,7 @@ export function jobPaths(jobsDir: string, id: string) {
     output: path.join(dir, 'output'),
     exportedModel: path.join(dir, 'output', 'model'),
     checkpoints: path.join(dir, 'output', 'checkpoints'),
+    /** The trainer's sample reconstruction grids, `step-NNNNNN.png` (trainer/fqgan/sample_grid.py). */
+    samples: path.join(dir, 'output', 'samples'),
   };
 }

@@ -10,7 +10,7 @@ import { jobPaths } from './layout.ts';
 
 /** A job that keeps crashing the service (or being crashed) is not resumed forever. */
 export const MAX_ATTEMPTS = 3;
-const CHECKPOINT_NAME = /^(\d{7,})\.pt$/; // fqgan/train_checkpoints.py
+const CHECKPOINT_NAME = /^(\d{7,})\.pt$/; // fqgan/train/checkpoint_store.py
 
 export interface RecoveryOptions {
   store: JobStore;

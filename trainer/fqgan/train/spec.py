@@ -27,20 +27,32 @@ class SpecError(ValueError):
         super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
 
 
-# Range checks attached to fields; each returns an error message or None.
+# Range checks attached to fields; each returns an error message or None. `limits` says the same as
+# data (JSON Schema words), for forms that show a field's range before anything is sent.
+def _with_limits(**limits: Any) -> Callable[[Callable[[Any], Optional[str]]], Callable[[Any], Optional[str]]]:
+    def attach(check: Callable[[Any], Optional[str]]) -> Callable[[Any], Optional[str]]:
+        check.limits = limits  # type: ignore[attr-defined]
+        return check
+    return attach
+
+
+@_with_limits(exclusiveMinimum=0)
 def _positive(v: Any) -> Optional[str]:
     return None if v > 0 else "must be > 0"
 
 
+@_with_limits(minimum=0)
 def _non_negative(v: Any) -> Optional[str]:
     return None if v >= 0 else "must be >= 0"
 
 
+@_with_limits(minimum=0, exclusiveMaximum=1)
 def _unit_open(v: Any) -> Optional[str]:
     return None if 0 <= v < 1 else "must be in [0, 1)"
 
 
 def _one_of(*choices: str) -> Callable[[Any], Optional[str]]:
+    @_with_limits(enum=list(choices))
     def check(v: Any) -> Optional[str]:
         return None if v in choices else f"must be one of {', '.join(repr(c) for c in choices)}"
     return check

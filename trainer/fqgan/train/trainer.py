@@ -21,6 +21,7 @@ from ..events import Events, warn
 from ..images import scan_images, split_holdout
 from ..model import FQGAN
 from ..objective import DiscriminatorPair, GeneratorStep, Objective
+from ..sample_grid import write_sample_grid
 from ..stopping import StopFlag
 from .checkpoint_store import CheckpointStore
 from .spec import Problem, SpecError, TrainSpec
@@ -254,6 +255,8 @@ class Trainer:
         if self.dist.is_main and self.eval_paths:
             loader = eval_loader(self.eval_paths, self.image_size, max(1, min(self.micro_batch, 8)))
             result = evaluate(self._eval_model(), loader, self.device, amp.autocast(self.device, self.precision))
+            write_sample_grid(self._eval_model(), self.eval_paths, self.image_size, self.spec.output_dir, self.step,
+                              self.device, amp.autocast(self.device, self.precision))
             self.events.emit("eval", step=self.step, psnr=result.psnr, ssim=result.ssim, usage=result.usage,
                              images=result.images, weights="ema" if self.ema is not None else "model")
         distributed.barrier(self.dist)
