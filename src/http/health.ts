@@ -43,6 +43,8 @@ export function healthRoutes(deps: AppDeps) {
     .openapi(healthRoute, (c) => c.json({ status: 'ok' }, 200))
     .openapi(readyRoute, (c) => {
       if (deps.lifecycle.shuttingDown) throw new FqError('unavailable', 'shutting down', { retryAfterSeconds: 1 });
+      const waiting = deps.lifecycle.waitingFor?.() ?? [];
+      if (waiting.length > 0) throw new FqError('unavailable', `not ready: ${waiting.join('; ')}`, { retryAfterSeconds: 5 });
       if (deps.registry.size === 0) throw new FqError('unavailable', 'no model is loaded', { retryAfterSeconds: 5 });
       const models = deps.registry.list();
       const wanted = deps.registry.defaultModel;
