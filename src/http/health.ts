@@ -21,7 +21,7 @@ const readyRoute = createRoute({
   path: '/readyz',
   operationId: 'checkReadiness',
   tags: ['service'],
-  summary: 'Readiness: models loaded, every version able to serve (no failing worker), not shutting down',
+  summary: 'Readiness: models loaded (those FQ_PULL names pulled), the default model among them, every version able to serve (no failing worker), not shutting down',
   responses: {
     200: { description: 'Ready', content: { 'application/json': { schema: StatusSchema } } },
     ...problems(503),
