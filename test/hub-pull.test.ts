@@ -273,6 +273,7 @@ describe('training weights', () => {
       FQ_LPIPS_VGG_URL: `${hub.url}/files/lpips_vgg.pth#sha256=${sha256(lpips)}`,
     }));
     assert.equal(run.code, 0, run.stderr);
+    assert.ok(hub.requests.filter((r) => r.url.startsWith('/files/')).every((r) => !r.authorization), 'HF_TOKEN goes to the Hub only');
     const { weights } = JSON.parse(run.stdout) as { weights: { name: string; path: string; sha256: Record<string, string> }[] };
     const byName = Object.fromEntries(weights.map((w) => [w.name, w]));
     assert.equal(byName.vgg16!.path, path.join(torchHome(), 'hub', 'checkpoints', 'vgg16-397923af.pth'));
