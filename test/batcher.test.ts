@@ -93,3 +93,17 @@ test('reserve admits a whole request or refuses it at once: too_large if it coul
   batcher.reserve(4).release();
   assert.deepEqual(runs, [[1], [2]]);
 });
+
+test('drain waits for admitted requests: they still submit what they reserved, new ones are refused with the reason', async () => {
+  const { batcher, runs } = recordingBatcher({ maxWaitMs: 1 });
+  const admitted = batcher.reserve(2); // a request being prepared (its images decoded) when the model is unloaded
+  let drained = false;
+  const draining = batcher.drain('fqgan@1 is being unloaded').then(() => (drained = true));
+  assert.throws(() => batcher.reserve(1), (e: FqError) => e.kind === 'unavailable' && /fqgan@1 is being unloaded/.test(e.message));
+  await assert.rejects(batcher.submit({ value: 9 }, 1), (e: FqError) => e.kind === 'unavailable');
+  assert.equal(await batcher.submit({ value: 1 }, 1, { reservation: admitted }), 10);
+  assert.equal(drained, false, 'one reserved item is still held');
+  admitted.release(); // the request ends without its second item
+  await draining;
+  assert.deepEqual(runs, [[1]]);
+});

@@ -66,7 +66,9 @@ before(async () => {
   // The same model with no checkpoint in its manifest: served, but not fine-tunable.
   await cp(path.join(tmp, 'models', 'tiny'), path.join(tmp, 'models', 'nockpt'), { recursive: true });
   const manifestFile = path.join(tmp, 'models', 'nockpt', 'manifest.json');
-  await writeFile(manifestFile, JSON.stringify({ ...JSON.parse(await readFile(manifestFile, 'utf8')), checkpoint: null }));
+  const { files, ...manifest } = JSON.parse(await readFile(manifestFile, 'utf8')) as { files: Record<string, unknown> };
+  delete files['checkpoint.pt']; // a consistent folder: its manifest lists only the files it holds
+  await writeFile(manifestFile, JSON.stringify({ ...manifest, checkpoint: null, weights: null, files }));
   await rm(path.join(tmp, 'models', 'nockpt', 'checkpoint.pt'));
 
   const datasets = path.join(tmp, 'datasets');
