@@ -39,11 +39,19 @@ test('entries with different keys never share a run', async () => {
   assert.deepEqual(runs, [[1, 3], [2]]);
 });
 
-test('overload is refused at once with a Retry-After hint', async () => {
-  const { batcher } = recordingBatcher({ maxQueue: 2, maxBatch: 4, maxWaitMs: 50 });
-  const first = batcher.submit({ value: 1 }, 2);
-  await assert.rejects(batcher.submit({ value: 2 }, 1), (err: FqError) => err.kind === 'overloaded' && (err.retryAfterSeconds ?? 0) >= 1);
-  assert.equal(await first, 10);
+test('overload is refused at once, with a Retry-After from the runs ahead and how long a run takes', async () => {
+  // A run takes at least 1.1 s here; after one, 2 items held ahead (batches of 1) mean 3 runs to wait:
+  // at least ceil(3 x 1.1) = 4 s. (A hint that ignored the run time would say 1, the least it may say.)
+  const { batcher } = recordingBatcher({ maxQueue: 2, maxBatch: 1, maxWaitMs: 0, delayMs: 1100 });
+  assert.equal(await batcher.submit({ value: 1 }, 1), 10);
+  await new Promise((r) => setImmediate(r)); // the run's bookkeeping settles right after its results
+  const held = batcher.reserve(2);
+  assert.throws(
+    () => batcher.reserve(1),
+    (err: FqError) => err.kind === 'overloaded' && (err.retryAfterSeconds ?? 0) >= 4,
+  );
+  await assert.rejects(batcher.submit({ value: 2 }, 1), (err: FqError) => err.kind === 'overloaded' && (err.retryAfterSeconds ?? 0) >= 4);
+  held.release();
 });
 
 test('an entry whose caller left, or whose request passed its deadline, is dropped before it runs', async () => {

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { readSampleArchive } from '../src/formats/sample-archive.ts';
-import { exportTinyModel, waitFor } from './helpers/finetune.ts';
+import { exportModel } from './helpers/export-model.ts';
+import { waitFor } from './helpers/wait.ts';
 import { makeImage } from './helpers/images.ts';
 import { ResponseValidator } from './helpers/openapi.ts';
 import { ROOT, startTestServer, type TestServer } from './helpers/server.ts';
@@ -29,7 +30,7 @@ let tiny: string; // a test-16 model exported by the trainer (its manifest lists
 before(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'fqtok-pickup-'));
   tiny = path.join(work, 'tiny');
-  await exportTinyModel(tiny);
+  await exportModel(tiny, { preset: 'test-16' });
 });
 after(() => rm(work, { recursive: true, force: true }));
 
