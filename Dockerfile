@@ -1,5 +1,6 @@
 # fqtok images. Two targets:
-#   cpu  serving on onnxruntime's CPU execution provider; small (no Python, so no fine-tuning)
+#   cpu  serving on onnxruntime's CPU execution provider, and PyTorch's CPU build so that it converts what
+#        it pulls from the Hub (FQ_PULL, fqtok pull, convert) and can fine-tune on the CPU
 #   gpu  NVIDIA: CUDA 13 + cuDNN 9 for onnxruntime's CUDA EP (its libraries checked at build time), the
 #        Vulkan loader for its WebGPU EP, PyTorch with CUDA so fine-tuning jobs (and `convert`) train and
 #        export on the GPU, and a C compiler for torch.compile (FQ_TORCH_COMPILE=1)
@@ -13,8 +14,9 @@
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 ARG CUDA_IMAGE=nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04
-# PyTorch's wheel index for the CUDA version of CUDA_IMAGE.
+# PyTorch's wheel index for the CUDA version of CUDA_IMAGE, and its CPU-only index for the cpu image.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu130
+ARG TORCH_CPU_INDEX_URL=https://download.pytorch.org/whl/cpu
 
 # ---------------------------------------------------------------- Node packages (production only)
 FROM ${NODE_IMAGE} AS node-deps
@@ -54,21 +56,32 @@ COPY models /models
 
 # ---------------------------------------------------------------- cpu
 FROM ${NODE_IMAGE} AS cpu
+ARG TORCH_CPU_INDEX_URL
 RUN apt-get update \
- && apt-get install -y --no-install-recommends tini \
+ && apt-get install -y --no-install-recommends tini python3 python3-venv \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --uid 10001 --user-group --create-home --home-dir /home/fqtok fqtok \
  && mkdir -p /data \
  && chown fqtok:fqtok /data
+# PyTorch's CPU-only build (about 200 MB to download, against 2-3 GB for a CUDA build; Debian's
+# python3-torch would add 1.04 GiB of packages, OpenCV, ffmpeg and GDAL among them) in a venv: the
+# exporter converts pulled checkpoints with it, and fine-tuning jobs run on the CPU.
+RUN python3 -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-cache-dir --index-url "${TORCH_CPU_INDEX_URL}" torch \
+ && /opt/venv/bin/pip install --no-cache-dir numpy pillow
 WORKDIR /app
 COPY --from=node-deps /app/node_modules ./node_modules
 COPY --from=source /app ./
 COPY --from=source --chown=fqtok:fqtok /models /models
+# The Hub's cache and torch's (pulled checkpoints and training weights) live in the /data volume.
 ENV NODE_ENV=production \
     FQ_HOST=0.0.0.0 \
     FQ_PORT=8080 \
     FQ_MODELS_DIR=/models \
-    FQ_DATA_DIR=/data
+    FQ_DATA_DIR=/data \
+    FQ_PYTHON=/opt/venv/bin/python \
+    HF_HOME=/data/huggingface \
+    TORCH_HOME=/data/torch
 USER fqtok
 VOLUME ["/models", "/data"]
 EXPOSE 8080
@@ -122,6 +135,8 @@ ENV NODE_ENV=production \
     FQ_MODELS_DIR=/models \
     FQ_DATA_DIR=/data \
     FQ_PYTHON=/opt/venv/bin/python \
+    HF_HOME=/data/huggingface \
+    TORCH_HOME=/data/torch \
     FQ_EXECUTION_PROVIDERS=cuda,cpu \
     XDG_RUNTIME_DIR=/run/user/10001
 USER fqtok

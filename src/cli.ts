@@ -1,4 +1,4 @@
-// The command line: `fqtok serve | encode | decode | stats | convert | models | openapi`.
+// The command line: `fqtok serve | encode | decode | stats | pull | convert | models | openapi`.
 import { parseArgs } from 'node:util';
 import { BACKEND_NAMES, loadConfig, type Config } from './config.ts';
 import { decodeCommand } from './cli/decode-command.ts';
@@ -7,6 +7,7 @@ import { statsCommand } from './cli/stats-command.ts';
 import { convertArgs, runTrainerModule } from './cli/convert-command.ts';
 import { localTokenizer, remoteTokenizer, type CliTokenizer, type LocalOptions } from './cli/cli-tokenizer.ts';
 import { modelsCommand } from './cli/models-command.ts';
+import { pullCommand } from './cli/pull-command.ts';
 import { pino } from 'pino';
 import { configureLogger } from './logger.ts';
 import { ORIENTATIONS } from './imaging/read-image.ts';
@@ -32,6 +33,13 @@ const USAGE = `usage: fqtok <command> [options] [--verbose]
   stats <codes dir or .npz>               codebook usage per codebook: distinct and dead codes, perplexity, top codes (JSON;
                                           reads the model's manifest only)
          [--top K] [--png FILE] [--model NAME] [--server URL]
+  pull NAME... [--as NAME] [--weights model|ema]
+                                          a released tokenizer (fqgan-triple-ds16, fqgan-dual-ds16, fqgan-triple-ds8,
+                                          fqgan-dual-ds8) or any checkpoint on the Hub (hf://owner/repo/file.pt[@revision])
+                                          into the Hugging Face cache, converted and installed into FQ_MODELS_DIR
+                                          (a running server picks it up); or training-weights (VGG16, LPIPS,
+                                          dinov2-small, clip-vit-base-patch16) for fine-tuning. HF_ENDPOINT,
+                                          HF_HOME, HF_TOKEN and HF_HUB_OFFLINE mean what they mean everywhere
   convert --checkpoint PATH --out models/NAME [--weights model|ema]
                                           make a released FQGAN checkpoint servable (ONNX + manifest)
   models [--server URL]                   list the models (as GET /models; in-process from their manifests)
@@ -153,6 +161,19 @@ async function main(args: string[]): Promise<number> {
       } finally {
         await c.close();
       }
+      return 0;
+    }
+    case 'pull': {
+      const { values, positionals } = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: { as: { type: 'string' }, weights: { type: 'string', default: 'model' } },
+      });
+      if (positionals.length === 0) fail('pull needs a name: fqgan-triple-ds16, hf://owner/repo/file.pt[@revision] or training-weights');
+      if (values.as && positionals.length > 1) fail('--as names one model: pull one at a time');
+      const weights = oneOf('weights', values.weights, ['model', 'ema'] as const);
+      const results = await pullCommand(configure(), { targets: positionals, as: values.as, weights });
+      for (const r of results) process.stdout.write(JSON.stringify(r) + '\n');
       return 0;
     }
     case 'convert':

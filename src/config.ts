@@ -1,6 +1,7 @@
 // Every setting of fqtok, read from FQ_* environment variables and validated once at start-up.
 import path from 'node:path';
 import { z } from 'zod';
+import { hubSettings, type HubSettings } from './hub/hub-settings.ts';
 import { LOG_FORMATS } from './logger.ts';
 
 /** FQ_PYTHON's default: where Debian's python3-torch lives. */
@@ -29,6 +30,13 @@ const configSchema = z
     FQ_DEFAULT_MODEL: z.string().optional(),
     FQ_MODELS_POLL_MS: nonNegativeInt.default(2_000), // hot pickup's rescan of FQ_MODELS_DIR; 0: file-system events only
     FQ_MODELS_WATCH: flag.default(true), // hot pickup on file-system events (missed on NFS/EFS: the poll covers those)
+    // What the server pulls from the Hub at start-up when missing: released names, hf:// ids, training-weights.
+    FQ_PULL: z
+      .string()
+      .default('')
+      .transform((s) => s.split(/[\s,]+/).filter(Boolean)),
+    FQ_VGG16_URL: z.string().url().optional(), // a mirror of torchvision's vgg16-397923af.pth (#sha256=<hex> pins another file)
+    FQ_LPIPS_VGG_URL: z.string().url().optional(), // a mirror of LPIPS' v0.1 vgg.pth
     FQ_DATA_DIR: z.string().default('./data'),
     FQ_DATASETS_DIR: z.string().optional(),
     FQ_WEIGHTS_DIR: z.string().optional(),
@@ -70,6 +78,10 @@ const configSchema = z
       /** Hot pickup: rescan FQ_MODELS_DIR this often (0: events only), and on file-system events. */
       modelsPollMs: e.FQ_MODELS_POLL_MS,
       modelsWatch: e.FQ_MODELS_WATCH,
+      /** Pulled at start-up when missing (`fqtok pull` names). */
+      pull: e.FQ_PULL,
+      /** Where training weights outside the Hub come from, when not their official URLs. */
+      weightUrls: { vgg16: e.FQ_VGG16_URL, 'lpips-vgg-v0.1': e.FQ_LPIPS_VGG_URL } as Record<string, string | undefined>,
       dataDir,
       datasetsDir: path.resolve(e.FQ_DATASETS_DIR ?? path.join(dataDir, 'datasets')),
       /** LPIPS/VGG16 and teacher weights for fine-tuning (never downloaded). */
@@ -104,7 +116,10 @@ const configSchema = z
     };
   });
 
-export type Config = z.output<typeof configSchema>;
+export type Config = z.output<typeof configSchema> & {
+  /** The Hugging Face environment (HF_ENDPOINT, HF_HOME, HF_TOKEN, HF_HUB_OFFLINE) and torch's cache (TORCH_HOME). */
+  hub: HubSettings;
+};
 
 /** Reads the configuration; throws one error listing every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
@@ -113,7 +128,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new Error(`invalid configuration:\n${lines.join('\n')}`);
   }
-  const config = parsed.data;
+  const config: Config = { ...parsed.data, hub: hubSettings(env) };
   const conflicts = [
     // Even a request without augmentation at FQ_MAX_IMAGES could never be admitted.
     config.maxQueue < config.maxImages && `  FQ_MAX_QUEUE (${config.maxQueue}) is smaller than FQ_MAX_IMAGES (${config.maxImages})`,

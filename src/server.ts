@@ -8,6 +8,8 @@ import { openDatabase, type Db } from './db/client.ts';
 import { createPreprocessor } from './imaging/preprocess.ts';
 import { ModelRegistry } from './serving/model-registry.ts';
 import { ModelPickup } from './serving/model-pickup.ts';
+import { StartupPulls } from './hub/startup-pulls.ts';
+import { findCachedWeight } from './hub/training-weights.ts';
 import { JobsService } from './jobs/jobs-service.ts';
 import { dataLayout } from './jobs/layout.ts';
 import { configureLogger, logger } from './logger.ts';
@@ -17,6 +19,8 @@ export interface RunningServer {
   registry: ModelRegistry;
   /** Hot pickup of FQ_MODELS_DIR. */
   pickup: ModelPickup;
+  /** FQ_PULL, pulled in the background. */
+  pulls: StartupPulls;
   jobs: JobsService;
   db: Db;
   port: number;
@@ -26,9 +30,12 @@ export interface RunningServer {
 
 export async function startServer(config: Config): Promise<RunningServer> {
   configureLogger({ level: config.logLevel, format: config.logFormat });
-  const registry = new ModelRegistry({ ...config, defaultModel: config.defaultModel });
+  // Without FQ_DEFAULT_MODEL, the first model FQ_PULL names is the default: not ready until it is in.
+  const defaultModel = config.defaultModel ?? StartupPulls.firstModel(config);
+  const registry = new ModelRegistry({ ...config, defaultModel });
   const pickup = new ModelPickup(registry, { modelsDir: config.modelsDir, pollMs: config.modelsPollMs, watch: config.modelsWatch });
   await pickup.start();
+  const pulls = new StartupPulls(config, () => pickup.scan(), (name) => registry.list().some((m) => m.name === name));
   const layout = dataLayout(config.dataDir, config.weightsDir);
   const db = openDatabase(layout.database); // migrations run here, before anything listens
   const jobs = new JobsService({
@@ -39,6 +46,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     jobsDir: layout.jobsDir,
     modelsDir: layout.modelsDir,
     weightsDir: layout.weightsDir,
+    findWeight: (slot, variant) => findCachedWeight(slot, variant, config.hub),
     concurrency: config.jobConcurrency,
     cancelGraceMs: config.jobCancelGraceMs,
   });
@@ -49,7 +57,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     maxDecodePixelsInFlight: config.maxDecodePixelsInFlight,
     threads: config.preprocessThreads,
   });
-  const lifecycle: Lifecycle = { shuttingDown: false };
+  const lifecycle: Lifecycle = { shuttingDown: false, waitingFor: () => pulls.reasons() };
   const app = createApp({ config, registry, preprocessor, lifecycle, jobs });
 
   const server: ServerType = await new Promise((resolve) => {
@@ -57,7 +65,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
   });
   const port = (server.address() as AddressInfo).port;
   jobs.start();
-  if (config.defaultModel && registry.list().every((m) => m.name !== config.defaultModel)) {
+  pulls.start();
+  if (config.defaultModel && !config.pull.length && registry.list().every((m) => m.name !== config.defaultModel)) {
     logger.warn({ defaultModel: config.defaultModel, modelsDir: config.modelsDir }, 'FQ_DEFAULT_MODEL is not in the models folder (yet): not ready until it is');
   }
   logger.info({ port, models: registry.list().map((m) => `${m.name}@${m.version}`), default: registry.defaultModel }, 'fqtok listening');
@@ -66,6 +75,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const close = () =>
     (closing ??= (async () => {
       lifecycle.shuttingDown = true;
+      await pulls.close(); // a partial download stays in the cache and continues at the next start
       // Stop accepting; in-flight requests finish (server.close waits for them), idle keep-alive sockets go.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
@@ -79,5 +89,5 @@ export async function startServer(config: Config): Promise<RunningServer> {
       await preprocessor.close();
       logger.info('fqtok stopped');
     })());
-  return { app, registry, pickup, jobs, db, port, close };
+  return { app, registry, pickup, pulls, jobs, db, port, close };
 }

@@ -1,5 +1,7 @@
 // The configuration: FQ_* variables to settings, with their defaults, derived folders and one error for every bad value.
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '../src/config.ts';
@@ -35,4 +37,25 @@ test('every bad variable is named in one error', () => {
       return true;
     },
   );
+});
+
+test('the Hugging Face settings mean what they mean for every Hub client; FQ_PULL is a list', async () => {
+  const home = await mkdtemp(path.join(tmpdir(), 'fqtok-hf-'));
+  try {
+    await writeFile(path.join(home, 'token'), 'hf_from_login\n');
+    const fromHome = loadConfig({ HF_HOME: home, HF_ENDPOINT: 'https://mirror.example/', HF_HUB_OFFLINE: 'yes', TORCH_HOME: '/t', FQ_PULL: 'fqgan-triple-ds16, training-weights' });
+    assert.deepEqual(fromHome.hub, {
+      endpoint: 'https://mirror.example',
+      cacheDir: path.join(home, 'hub'),
+      token: 'hf_from_login', // the file `huggingface-cli login` writes, when HF_TOKEN is not set
+      offline: true,
+      torchCheckpointsDir: '/t/hub/checkpoints',
+    });
+    assert.deepEqual(fromHome.pull, ['fqgan-triple-ds16', 'training-weights']);
+    const explicit = loadConfig({ HF_HOME: home, HF_HUB_CACHE: '/cache', HF_TOKEN: 'hf_env', HF_HUB_OFFLINE: '0' });
+    assert.deepEqual([explicit.hub.cacheDir, explicit.hub.token, explicit.hub.offline, explicit.hub.endpoint], ['/cache', 'hf_env', false, 'https://huggingface.co']);
+    assert.deepEqual(loadConfig({}).pull, []);
+  } finally {
+    await rm(home, { recursive: true, force: true });
+  }
 });

@@ -66,6 +66,18 @@ test('cpu and gpu images: non-root, volumes for models and data, /readyz health 
   assert.match(all.get('node-deps-cuda')!.join('\n'), /ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules\/onnxruntime-node\/script\/install\.js/);
 });
 
+test('both images convert what they pull: a Python with torch as FQ_PYTHON, the Hub and torch caches in the /data volume', () => {
+  const all = stages();
+  for (const target of ['cpu', 'gpu']) {
+    const lines = all.get(target)!.join('\n');
+    assert.match(lines, /pip install [^&]*--index-url "\$\{TORCH_(CPU_)?INDEX_URL\}" torch/, `${target}: torch`);
+    assert.match(lines, /FQ_PYTHON=\/opt\/venv\/bin\/python/, `${target}: FQ_PYTHON`);
+    assert.match(lines, /HF_HOME=\/data\/huggingface/, `${target}: HF_HOME`);
+    assert.match(lines, /TORCH_HOME=\/data\/torch/, `${target}: TORCH_HOME`);
+  }
+  assert.match(dockerfile.join('\n'), /ARG TORCH_CPU_INDEX_URL=https:\/\/download\.pytorch\.org\/whl\/cpu/);
+});
+
 test('the gpu image fails to build when the CUDA EP lacks a library (only the host driver\'s libcuda may be absent)', () => {
   const lines = stages().get('gpu')!;
   const copy = lines.findIndex((l) => /^COPY --from=node-deps-cuda /.test(l));

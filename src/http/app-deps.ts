@@ -6,6 +6,8 @@ import type { JobsService } from '../jobs/jobs-service.ts';
 
 export interface Lifecycle {
   shuttingDown: boolean;
+  /** What the service still waits for before it is ready (models being pulled at start-up). */
+  waitingFor?: () => string[];
 }
 
 export interface AppDeps {

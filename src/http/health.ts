@@ -21,7 +21,7 @@ const readyRoute = createRoute({
   path: '/readyz',
   operationId: 'checkReadiness',
   tags: ['service'],
-  summary: 'Readiness: models loaded, every version able to serve (no failing worker), not shutting down',
+  summary: 'Readiness: models loaded (those FQ_PULL names pulled), the default model among them, every version able to serve (no failing worker), not shutting down',
   responses: {
     200: { description: 'Ready', content: { 'application/json': { schema: StatusSchema } } },
     ...problems(503),
@@ -43,6 +43,8 @@ export function healthRoutes(deps: AppDeps) {
     .openapi(healthRoute, (c) => c.json({ status: 'ok' }, 200))
     .openapi(readyRoute, (c) => {
       if (deps.lifecycle.shuttingDown) throw new FqError('unavailable', 'shutting down', { retryAfterSeconds: 1 });
+      const waiting = deps.lifecycle.waitingFor?.() ?? [];
+      if (waiting.length > 0) throw new FqError('unavailable', `not ready: ${waiting.join('; ')}`, { retryAfterSeconds: 5 });
       if (deps.registry.size === 0) throw new FqError('unavailable', 'no model is loaded', { retryAfterSeconds: 5 });
       const models = deps.registry.list();
       const wanted = deps.registry.defaultModel;

@@ -10,7 +10,7 @@ import type { JobRow } from '../db/schema.ts';
 import { checkHoldsImages, resolveDataset, type DatasetFolder } from './dataset.ts';
 import type { JobStore } from './job-store.ts';
 import { jobPaths } from './layout.ts';
-import { buildSpec, toRequestField, type FinetuneRequest } from './spec.ts';
+import { buildSpec, toRequestField, type FinetuneRequest, type WeightFinder } from './spec.ts';
 import { checkSpec, trainerDefaults } from './trainer-check.ts';
 
 export const MODEL_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -22,6 +22,8 @@ export interface CreateJobDeps {
   datasetsDir: string;
   jobsDir: string;
   weightsDir: string;
+  /** Weights FQ_WEIGHTS_DIR lacks, in the download caches. */
+  findWeight?: WeightFinder;
   /** How long a stopping trainer may take to checkpoint and exit; the trainer enforces it itself too. */
   cancelGraceMs: number;
 }
@@ -60,6 +62,7 @@ export async function createFinetuneJob(deps: CreateJobDeps, request: FinetuneRe
     baseVariant: base.served.model.manifest.variant,
     basePreset: base.served.model.manifest.preset,
     weightsDir: deps.weightsDir,
+    findWeight: deps.findWeight,
     stopDeadlineMs: deps.cancelGraceMs,
   });
   await mkdir(paths.dir, { recursive: true });

@@ -9,7 +9,7 @@ import { deleteVersion, listVersions } from './model-versions.ts';
 import { loadPublishedVersions } from './publish.ts';
 import { recoverInterruptedJobs } from './recovery.ts';
 import { JobRunner } from './runner.ts';
-import type { FinetuneRequest } from './spec.ts';
+import type { FinetuneRequest, WeightFinder } from './spec.ts';
 
 export interface JobsServiceOptions {
   db: Db;
@@ -19,6 +19,8 @@ export interface JobsServiceOptions {
   jobsDir: string;
   modelsDir: string;
   weightsDir: string;
+  /** Weights FQ_WEIGHTS_DIR lacks, in the download caches (`fqtok pull training-weights`). */
+  findWeight?: WeightFinder;
   concurrency: number;
   cancelGraceMs: number;
 }

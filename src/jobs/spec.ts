@@ -1,6 +1,13 @@
 // Builds the trainer spec of a fine-tuning job from the request, the base model and the service's layout.
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { FieldError } from '../errors.ts';
+
+/** The spec fields of loss weights (trainer/fqgan/train/spec.py, Weights). */
+export type WeightSlot = 'lpips_vgg' | 'lpips_lin' | 'dino' | 'clip';
+
+/** Where the download caches hold a weight that FQ_WEIGHTS_DIR lacks (`fqtok pull training-weights`); undefined when they do not. */
+export type WeightFinder = (slot: WeightSlot, variant: 'triple' | 'dual') => string | undefined;
 
 export interface FinetuneRequest {
   base_model: string;
@@ -22,21 +29,26 @@ export interface SpecInputs {
   baseVariant: 'triple' | 'dual';
   basePreset?: string | null;
   weightsDir: string;
+  findWeight?: WeightFinder;
   stopDeadlineMs: number;
 }
 
 /**
- * Loss weights come from FQ_DATA_DIR/weights under fixed names (the API never takes a server path).
- * They are always named; the trainer only requires the ones its enabled losses need, and says which
- * file is missing.
+ * Loss weights come from FQ_WEIGHTS_DIR under fixed names, else from the download caches where
+ * `fqtok pull training-weights` put them (the API never takes a server path). They are always named;
+ * the trainer only requires the ones its enabled losses need, and says which file is missing.
  */
-export function weightFiles(weightsDir: string, variant: 'triple' | 'dual') {
-  return {
+export function weightFiles(weightsDir: string, variant: 'triple' | 'dual', findWeight?: WeightFinder): Record<WeightSlot, string> {
+  const named: Record<WeightSlot, string> = {
     lpips_vgg: path.join(weightsDir, 'vgg16.pth'),
     lpips_lin: path.join(weightsDir, 'lpips_vgg_v0.1.pth'),
     dino: path.join(weightsDir, 'dinov2-small'),
     clip: path.join(weightsDir, variant === 'triple' ? 'clip-vit-base-patch16' : 'clip-vit-large-patch14'),
   };
+  for (const slot of Object.keys(named) as WeightSlot[]) {
+    if (!existsSync(named[slot])) named[slot] = findWeight?.(slot, variant) ?? named[slot];
+  }
+  return named;
 }
 
 /** A complete spec: the trainer's defaults with the request's values over them. */
@@ -54,7 +66,7 @@ export function buildSpec(i: SpecInputs): Record<string, unknown> {
     stop_deadline_s: i.stopDeadlineMs / 1000,
     model: { ...i.defaults.model, preset: i.basePreset ?? i.defaults.model?.preset, variant: i.baseVariant },
     hyperparameters: { ...i.defaults.hyperparameters, ...i.request.hyperparameters },
-    weights: weightFiles(i.weightsDir, i.baseVariant),
+    weights: weightFiles(i.weightsDir, i.baseVariant, i.findWeight),
     device: { ...i.defaults.device, ...i.request.device },
   };
 }
@@ -66,5 +78,8 @@ export function toRequestField(problem: FieldError, paths: { datasetDir: string;
     return { field: problem.field === 'base_weights' ? 'base_weights' : 'base_model', message };
   }
   if (problem.field === 'spec') return { field: 'body', message };
+  if (problem.field.startsWith('weights.') && / not found: /.test(message)) {
+    return { field: problem.field, message: `${message} (run \`fqtok pull training-weights\`, or put the file there)` };
+  }
   return { field: problem.field, message };
 }

@@ -26,7 +26,12 @@ export async function checkSpec(python: string, specFile: string): Promise<Field
   if (exit.code === 0 && events.some((e) => e.type === 'valid')) return [];
   const problems = events
     .filter((e) => e.type === 'error')
-    .map((e) => ({ field: str(e.data.field) ?? 'spec', message: str(e.data.message) ?? 'refused by the trainer' }));
+    .map((e) => {
+      const field = str(e.data.field) ?? 'spec';
+      // The trainer's message starts with its field for people reading its output; a field error names it once.
+      const message = str(e.data.message) ?? 'refused by the trainer';
+      return { field, message: message.startsWith(`${field}: `) ? message.slice(field.length + 2) : message };
+    });
   if (exit.code === 2 && problems.length) return problems;
   throw new Error(`python -m fqgan.train --check failed (exit ${exit.code}): ${stderr.trim().slice(-2000)}`);
 }

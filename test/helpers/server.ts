@@ -9,7 +9,6 @@ import { ROOT } from './paths.ts';
 
 export { ROOT, TRAINER_DIR } from './paths.ts';
 
-
 export interface TestServer extends RunningServer {
   url: string;
 }
@@ -23,6 +22,9 @@ export async function startTestServer(env: Record<string, string> = {}): Promise
       FQ_HOST: '127.0.0.1',
       FQ_MODELS_DIR: path.join(ROOT, 'models'),
       FQ_DATA_DIR: scratch,
+      // No download cache of this machine's user leaks in (training weights are found there).
+      HF_HOME: path.join(scratch, 'no-hf-home'),
+      TORCH_HOME: path.join(scratch, 'no-torch-home'),
       FQ_LOG_LEVEL: 'silent',
       FQ_PREPROCESS_THREADS: '1',
       ...env,

@@ -83,6 +83,19 @@ def scan_images(root: str, within: Optional[str] = None) -> ImageList:
     return ImageList(good, bad, outside)
 
 
+# The most images a default hold-out takes.
+DEFAULT_HOLDOUT = 16
+
+
+def holdout_count(found: int, eval_images: Optional[int]) -> int:
+    """How many of `found` images are held out for evaluation: `eval_images` when set (at most all
+    of them); when null, a tenth of the dataset, at least one from two images up and at most
+    DEFAULT_HOLDOUT, so that a small dataset keeps nearly all of itself for training."""
+    if eval_images is not None:
+        return min(eval_images, found)
+    return 0 if found < 2 else min(DEFAULT_HOLDOUT, max(1, found // 10))
+
+
 def split_holdout(paths: Sequence[str], count: int, seed: int) -> Tuple[List[str], List[str]]:
     """(train, held-out): `count` files chosen by a seeded shuffle are held out of training."""
     order = list(paths)

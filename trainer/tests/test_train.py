@@ -127,6 +127,25 @@ def test_check_refuses_an_empty_dataset_and_a_too_large_batch(tmp_path):
     assert code == 2 and [e["field"] for e in events] == ["hyperparameters.batch_size"]
 
 
+def test_default_batch_and_holdout_fit_a_small_dataset(tmp_path):
+    """With batch_size and eval_images left null, 6 images train: one is held out, the batch is the other 5."""
+    write_images(str(tmp_path / "six"), 6)
+    spec = make_spec(str(tmp_path / "six"), str(tmp_path / "out"), steps=1, eval_every=0)
+    del spec["hyperparameters"]["batch_size"], spec["hyperparameters"]["eval_images"]
+    path = save_spec(spec, str(tmp_path / "s.json"))
+    code, events, stderr = run_train(["--spec", path, "--check"])
+    assert code == 0 and [e["event"] for e in events] == ["valid"], events
+    code, events, stderr = run_train(["--spec", path])
+    assert code == 0, stderr
+    started = of_kind(events, "started")[0]
+    assert (started["dataset"], started["eval_images"], started["batch_size"]) == (5, 1, 5)
+    # An explicit hold-out of everything is refused, naming its field once.
+    spec["hyperparameters"]["eval_images"] = 6
+    code, events, _ = run_train(["--spec", save_spec(spec, str(tmp_path / "all.json")), "--check"])
+    assert code == 2 and [e["field"] for e in events] == ["hyperparameters.eval_images"]
+    assert events[0]["message"].count("hyperparameters.eval_images") == 1
+
+
 def test_dual_models_need_no_dino_teacher(tmp_path, assets):
     spec = make_spec(assets.dataset, str(tmp_path / "out"), semantic_weight=0.5)
     spec["model"] = {"preset": "test-8", "variant": "dual", "overrides": {"image_size": 32}}

@@ -73,11 +73,25 @@ class ModelSpec:
         "help": "ModelConfig fields to change on the preset, e.g. {\"image_size\": 64}", "check": None})
 
 
+# The batch of a spec that leaves batch_size null, when the dataset has this many training images.
+DEFAULT_BATCH = 16
+
+
+def batch_for(batch_size: Optional[int], training_images: int, divisor: int = 1) -> int:
+    """The global batch: batch_size when set; else DEFAULT_BATCH, or fewer on a small dataset, as a
+    multiple of `divisor` (world_size * grad_accum) and at least one multiple."""
+    if batch_size is not None:
+        return batch_size
+    return max(divisor, min(DEFAULT_BATCH, training_images) // divisor * divisor)
+
+
 @dataclass
 class Hyperparameters:
     steps: int = _spec(10000, "optimizer steps to run (a resumed run continues up to this total)", _positive)
-    batch_size: int = _spec(
-        16, "global batch per optimizer step: world_size * grad_accum * per-process batch", _positive)
+    batch_size: Optional[int] = _spec(
+        None, "global batch per optimizer step: world_size * grad_accum * per-process batch; null = "
+              f"{DEFAULT_BATCH}, or the training images when there are fewer (rounded down to a multiple of "
+              "world_size * grad_accum)", _positive)
     grad_accum: int = _spec(1, "micro-batches accumulated per optimizer step", _positive)
     lr: float = _spec(1e-4, "Adam learning rate of generator and discriminator", _positive)
     beta1: float = _spec(0.9, "Adam beta1", _unit_open)
@@ -117,8 +131,10 @@ class Hyperparameters:
         2, "newest step checkpoints kept in output_dir/checkpoints; 0 keeps all", _non_negative)
     eval_every: int = _spec(
         1000, "evaluate on the held-out images every N steps (and at the end); 0 = only at the end", _non_negative)
-    eval_images: int = _spec(
-        16, "images held out from `dataset` for evaluation when eval_dataset is null; 0 disables eval", _non_negative)
+    eval_images: Optional[int] = _spec(
+        None, "images held out from `dataset` for evaluation when eval_dataset is null (null = a tenth of the "
+              "dataset, 1 to 16); the most evaluation images otherwise (null = all); 0 disables eval",
+        _non_negative)
     log_every: int = _spec(10, "emit a progress event every N steps", _positive)
 
 

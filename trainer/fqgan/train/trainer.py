@@ -18,13 +18,13 @@ from ..discriminators import build_discriminator
 from ..ema import EMA
 from ..evaluate import EvalResult, evaluate
 from ..events import Events, warn
-from ..images import scan_images, split_holdout
+from ..images import holdout_count, scan_images, split_holdout
 from ..model import FQGAN
 from ..objective import DiscriminatorPair, GeneratorStep, Objective
 from ..sample_grid import write_sample_grid
 from ..stopping import StopFlag
 from .checkpoint_store import CheckpointStore
-from .spec import Problem, SpecError, TrainSpec
+from .spec import Problem, SpecError, TrainSpec, batch_for
 from .starting_point import check_teacher_widths, load_discriminator, load_lpips, load_starting_point, load_teachers
 from .validate import outside_problem
 
@@ -44,11 +44,16 @@ class Trainer:
         """Everything before the first step; a problem the spec can fix raises SpecError."""
         hp, spec = self.hp, self.spec
         world = self.dist.world_size
-        if hp.batch_size % (world * hp.grad_accum):
-            raise SpecError([Problem("hyperparameters.batch_size", f"{hp.batch_size} is not divisible by "
-                                                                   f"world_size {world} x grad_accum {hp.grad_accum}")])
-        self.micro_batch = hp.batch_size // (world * hp.grad_accum)
         self._find_images()
+        # null: the default batch, or the whole training set when it is smaller (a small dataset still trains).
+        self.batch_size = batch_for(hp.batch_size, len(self.train_paths), world * hp.grad_accum)
+        if self.batch_size % (world * hp.grad_accum):
+            raise SpecError([Problem("hyperparameters.batch_size", f"{self.batch_size} is not divisible by "
+                                                                   f"world_size {world} x grad_accum {hp.grad_accum}")])
+        if len(self.train_paths) < self.batch_size:
+            raise SpecError([Problem("dataset", f"{len(self.train_paths)} training images are fewer than "
+                                                f"batch_size {self.batch_size}")])
+        self.micro_batch = self.batch_size // (world * hp.grad_accum)
 
         self.teachers = load_teachers(spec, self.device)  # first: fresh semantic heads take their widths
         torch.manual_seed(hp.seed)  # the same initial weights on every rank
@@ -113,10 +118,8 @@ class Trainer:
             eval_paths = eval_found.paths
             self.eval_paths = eval_paths[: hp.eval_images] if hp.eval_images else eval_paths
         else:
-            self.train_paths, self.eval_paths = split_holdout(found.paths, hp.eval_images, hp.seed)
-        if len(self.train_paths) < hp.batch_size:
-            raise SpecError([Problem("dataset", f"{len(self.train_paths)} training images are fewer than "
-                                                f"batch_size {hp.batch_size}")])
+            held = holdout_count(len(found.paths), hp.eval_images)
+            self.train_paths, self.eval_paths = split_holdout(found.paths, held, hp.seed)
 
     def _restore(self, state: Mapping[str, Any]) -> None:
         self.opt_g.load_state_dict(state["optimizer"])
@@ -140,7 +143,7 @@ class Trainer:
                          precision=self.precision, world_size=self.dist.world_size,
                          dataset=len(self.train_paths), eval_images=len(self.eval_paths),
                          skipped=len(self.unreadable), skipped_files=self.unreadable[:20],
-                         batch_size=hp.batch_size, micro_batch=self.micro_batch,
+                         batch_size=self.batch_size, micro_batch=self.micro_batch,
                          model={"variant": self.model.config.variant, "image_size": self.image_size,
                                 "codebooks": list(self.model.codebook_names),
                                 "codebook_size": self.model.config.codebook_size,
@@ -243,7 +246,7 @@ class Trainer:
         losses = dict(zip(names, means))
         gan = {k: losses.pop(k) for k in ("adaptive_weight", "logits_real", "logits_fake") if k in losses}
         self.events.emit("progress", step=self.step, total=self.hp.steps, losses=losses, usage=window.usage,
-                         images_per_s=rate * self.hp.batch_size,
+                         images_per_s=rate * self.batch_size,
                          eta_s=(self.hp.steps - self.step) / rate if rate > 0 else None,
                          skipped=skipped, **({"gan": gan} if gan else {}))
 

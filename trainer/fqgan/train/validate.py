@@ -8,8 +8,8 @@ import os
 from typing import List, Optional
 
 from ..config import PRESETS, ModelConfig, preset
-from ..images import first_decodable, is_inside, scan_images, split_holdout
-from .spec import PLACEHOLDER, Problem, TrainSpec, field_checks
+from ..images import first_decodable, holdout_count, is_inside, scan_images, split_holdout
+from .spec import PLACEHOLDER, Problem, TrainSpec, batch_for, field_checks
 
 
 def model_config_for(spec: TrainSpec) -> ModelConfig:
@@ -137,13 +137,21 @@ def _check_data(spec: TrainSpec) -> List[Problem]:
                                    f"({len(found.unreadable)} unreadable image files)")]
     if first_decodable(found.paths)[0] is None:
         return [Problem("dataset", f"none of the {len(found.paths)} image files under {spec.dataset} decodes")]
-    held = 0 if (spec.eval_dataset or hp.eval_images == 0) else hp.eval_images
+    held = 0 if spec.eval_dataset else holdout_count(len(found.paths), hp.eval_images)
     train, _ = split_holdout(found.paths, held, hp.seed)
     problems = []
-    if len(train) < hp.batch_size:
-        problems.append(Problem("hyperparameters.batch_size",
-                                f"{hp.batch_size} is more than the {len(train)} training images "
-                                f"({len(found.paths)} found, {held} held out for evaluation)"))
+    if held and held == len(found.paths):
+        return [Problem("hyperparameters.eval_images", f"{hp.eval_images} would hold out all {len(found.paths)} images "
+                                                       "of the dataset; leave it null to hold out a tenth")]
+    # The world size is the launcher's, unknown here: a null batch_size is checked for one process.
+    batch = batch_for(hp.batch_size, len(train), hp.grad_accum)
+    if len(train) < batch:
+        field = "hyperparameters.batch_size" if hp.batch_size is not None else "dataset"
+        problems.append(Problem(field, f"{batch} is more than the {len(train)} training images "
+                                       f"({len(found.paths)} found, {held} held out for evaluation)"
+                                if hp.batch_size is not None else
+                                f"{len(train)} training images ({len(found.paths)} found, {held} held out for "
+                                f"evaluation) are fewer than grad_accum {hp.grad_accum}: one image per micro-batch"))
     if spec.eval_dataset:
         eval_found = scan_images(spec.eval_dataset, within=spec.datasets_root)
         if eval_found.outside:
