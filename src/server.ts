@@ -14,8 +14,9 @@ import { configureLogger, logger } from './logger.ts';
 export interface RunningServer {
   app: App;
   registry: ModelRegistry;
-  jobs: JobsService;
-  db: Db;
+  /** The admin instance's jobs and database; a serving replica (FQ_ROLE=replica) has neither. */
+  jobs?: JobsService;
+  db?: Db;
   port: number;
   /** Stops accepting, finishes in-flight work, frees everything. */
   close(): Promise<void>;
@@ -25,20 +26,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
   configureLogger({ level: config.logLevel, format: config.logFormat });
   const registry = new ModelRegistry({ ...config, defaultModel: config.defaultModel });
   await registry.loadModelsDir(config.modelsDir);
-  const layout = dataLayout(config.dataDir, config.weightsDir);
-  const db = openDatabase(layout.database); // migrations run here, before anything listens
-  const jobs = new JobsService({
-    db,
-    registry,
-    python: config.python,
-    datasetsDir: config.datasetsDir,
-    jobsDir: layout.jobsDir,
-    modelsDir: layout.modelsDir,
-    weightsDir: layout.weightsDir,
-    concurrency: config.jobConcurrency,
-    cancelGraceMs: config.jobCancelGraceMs,
-  });
-  await jobs.recover();
+  // Only the admin instance owns the SQLite database and runs jobs; replicas serve the models folder.
+  const admin = config.role === 'admin' ? await startJobs(config, registry) : undefined;
   // No crop size here: every request crops to its model's image_size.
   const preprocessor = createPreprocessor({
     maxInputPixels: config.maxInputPixels,
@@ -46,14 +35,14 @@ export async function startServer(config: Config): Promise<RunningServer> {
     threads: config.preprocessThreads,
   });
   const lifecycle: Lifecycle = { shuttingDown: false };
-  const app = createApp({ config, registry, preprocessor, lifecycle, jobs });
+  const app = createApp({ config, registry, preprocessor, lifecycle, jobs: admin?.jobs });
 
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
   });
   const port = (server.address() as AddressInfo).port;
-  jobs.start();
-  logger.info({ port, models: registry.list().map((m) => `${m.name}@${m.version}`), default: registry.defaultModel }, 'fqtok listening');
+  admin?.jobs.start();
+  logger.info({ port, role: config.role, models: registry.list().map((m) => `${m.name}@${m.version}`), default: registry.defaultModel }, 'fqtok listening');
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -65,11 +54,29 @@ export async function startServer(config: Config): Promise<RunningServer> {
       const grace = setTimeout(() => (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.(), config.shutdownGraceMs);
       await closed;
       clearTimeout(grace);
-      await jobs.stop(); // trainers checkpoint and stop; their jobs resume at the next start
-      db.$client.close();
+      await admin?.jobs.stop(); // trainers checkpoint and stop; their jobs resume at the next start
+      admin?.db.$client.close();
       await registry.close();
       await preprocessor.close();
       logger.info('fqtok stopped');
     })());
-  return { app, registry, jobs, db, port, close };
+  return { app, registry, jobs: admin?.jobs, db: admin?.db, port, close };
+}
+
+async function startJobs(config: Config, registry: ModelRegistry): Promise<{ db: Db; jobs: JobsService }> {
+  const layout = dataLayout(config.dataDir, config.weightsDir);
+  const db = openDatabase(layout.database); // migrations run here, before anything listens
+  const jobs = new JobsService({
+    db,
+    registry,
+    python: config.python,
+    datasetsDir: config.datasetsDir,
+    jobsDir: layout.jobsDir,
+    modelsDir: config.modelsDir, // fine-tuned versions are published into the models folder: <name>/<version>/
+    weightsDir: layout.weightsDir,
+    concurrency: config.jobConcurrency,
+    cancelGraceMs: config.jobCancelGraceMs,
+  });
+  await jobs.recover();
+  return { db, jobs };
 }
