@@ -6,6 +6,9 @@ import { ROOT } from './server.ts';
 
 export interface ServerProcess {
   url: string;
+  pid: number;
+  /** Settles when the process has exited, with its exit code or signal. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Everything the server logged so far, as text. */
   log(): string;
   /** Every JSON log line so far. */
@@ -22,7 +25,7 @@ export async function startServerProcess(env: Record<string, string>, startTimeo
   });
   let log = '';
   child.stderr.on('data', (chunk: Buffer) => (log += chunk.toString()));
-  const exited = once(child, 'exit');
+  const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
   const close = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill('SIGTERM');
@@ -50,7 +53,7 @@ export async function startServerProcess(env: Record<string, string>, startTimeo
         reject(new Error(`server exited early (code ${code}, signal ${signal}):\n${log}`));
       });
     });
-    return { url: `http://127.0.0.1:${port}`, log: () => log, logs, close };
+    return { url: `http://127.0.0.1:${port}`, pid: child.pid!, exited, log: () => log, logs, close };
   } catch (err) {
     await close();
     throw err;

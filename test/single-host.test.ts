@@ -1,0 +1,101 @@
+// The single-host example (issue 22 item 4 and its tests), as real processes: nginx in front of three
+// serving replicas and one admin instance on one models folder. A replica's kill -9 or SIGTERM in the
+// middle of a steady encode stream through nginx reaches no client.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { ADMIN_TOKEN, exportTinyModel } from './helpers/finetune.ts';
+import { makeImage } from './helpers/images.ts';
+import { encodeStream, startSingleHost, type SingleHost, type StreamResult } from './helpers/single-host.ts';
+
+const CONCURRENCY = 4;
+let tmp: string;
+let host: SingleHost;
+let png: Uint8Array<ArrayBuffer>;
+
+/** The exit of a process signalled by the test, or a failure after `ms`. */
+async function exitOf(p: { exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> }, ms = 60_000) {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the process did not exit within ${ms} ms`)), ms)));
+  try {
+    return await Promise.race([p.exited, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const answeredBy = (r: StreamResult) => new Set([...r.byUpstream.keys()].map((u) => u.split(', ').at(-1)!));
+const portOf = (url: string) => new URL(url).port;
+
+before(async () => {
+  tmp = await mkdtemp(path.join(tmpdir(), 'fqtok-single-host-'));
+  await exportTinyModel(path.join(tmp, 'models', 'tiny'));
+  png = new Uint8Array(await makeImage(256, 256));
+  host = await startSingleHost({ workDir: tmp, modelsDir: path.join(tmp, 'models'), adminEnv: { FQ_ADMIN_TOKEN: ADMIN_TOKEN } });
+});
+
+after(async () => {
+  await host?.close();
+  await rm(tmp, { recursive: true, force: true });
+});
+
+describe('nginx in front of three replicas and one admin instance', { timeout: 300_000 }, () => {
+  test('encode is spread over the three replicas; admin routes reach the admin instance only', async () => {
+    const stream = await encodeStream(host.lb.url, png, { concurrency: CONCURRENCY, stop: (r) => answeredBy(r).size === 3 && r.ok >= 12, maxRequests: 300 });
+    assert.deepEqual(stream.errors, []);
+    assert.deepEqual([...answeredBy(stream)].map((u) => u.split(':')[1]).sort(), host.replicas.map((r) => portOf(r.url)).sort());
+    const jobs = await fetch(`${host.lb.url}/jobs`);
+    assert.equal(jobs.status, 401, 'the admin instance asks for its token');
+    assert.equal(jobs.headers.get('x-fqtok-upstream')?.split(':')[1], portOf(host.admin.url));
+    const onReplica = await fetch(`${host.replicas[0]!.url}/jobs`);
+    assert.equal(onReplica.status, 404);
+  });
+
+  test('kill -9 of a replica during a steady stream: no client error, the stream goes on at the other two', async () => {
+    const victim = host.replicas[0]!;
+    let killedAt: number | undefined;
+    const stream = await encodeStream(host.lb.url, png, {
+      concurrency: CONCURRENCY,
+      maxRequests: 2_000,
+      stop: (r) => {
+        if (killedAt === undefined && r.ok >= 20) {
+          process.kill(victim.pid, 'SIGKILL');
+          killedAt = r.ok;
+        }
+        return killedAt !== undefined && r.ok >= killedAt + 40;
+      },
+    });
+    assert.ok(killedAt !== undefined, `the stream never reached 20 answers: ${stream.errors.slice(0, 3)}`);
+    assert.equal((await exitOf(victim)).signal, 'SIGKILL');
+    // What the killed replica held (at most one request per client) is resent by nginx (non_idempotent).
+    assert.ok(stream.errors.length <= CONCURRENCY, `errors beyond what the replica held: ${stream.errors}`);
+    assert.deepEqual(stream.errors, [], 'encode is resent to another replica: no client sees the crash');
+    const after = await encodeStream(host.lb.url, png, { concurrency: CONCURRENCY, stop: (r) => r.ok >= 12, maxRequests: 100 });
+    assert.deepEqual(after.errors, []);
+    assert.ok(!answeredBy(after).has(`127.0.0.1:${portOf(victim.url)}`));
+  });
+
+  test('SIGTERM of a replica during a steady stream: zero client errors; it drains and exits 0', async () => {
+    const victim = host.replicas[1]!;
+    let signalled: number | undefined;
+    const stream = await encodeStream(host.lb.url, png, {
+      concurrency: CONCURRENCY,
+      maxRequests: 2_000,
+      stop: (r) => {
+        if (signalled === undefined && r.ok >= 20) {
+          process.kill(victim.pid, 'SIGTERM');
+          signalled = r.ok;
+        }
+        return signalled !== undefined && r.ok >= signalled + 40;
+      },
+    });
+    assert.deepEqual(stream.errors, []);
+    assert.ok(signalled !== undefined, `the stream never reached 20 answers: ${stream.errors.slice(0, 3)}`);
+    assert.deepEqual(await exitOf(victim), { code: 0, signal: null });
+    const after = await encodeStream(host.lb.url, png, { concurrency: CONCURRENCY, stop: (r) => r.ok >= 12, maxRequests: 100 });
+    assert.deepEqual(after.errors, []);
+    assert.deepEqual([...answeredBy(after)], [`127.0.0.1:${portOf(host.replicas[2]!.url)}`]);
+  });
+});
