@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ADMIN_TOKEN, exportTinyModel } from './helpers/finetune.ts';
+import { ADMIN_TOKEN, bearer, CPU, exportTinyModel, makeDataset, tinyHyperparameters, waitFor } from './helpers/finetune.ts';
 import { makeImage } from './helpers/images.ts';
 import { encodeStream, startSingleHost, type SingleHost, type StreamResult } from './helpers/single-host.ts';
 
@@ -32,8 +32,15 @@ const portOf = (url: string) => new URL(url).port;
 before(async () => {
   tmp = await mkdtemp(path.join(tmpdir(), 'fqtok-single-host-'));
   await exportTinyModel(path.join(tmp, 'models', 'tiny'));
+  await makeDataset(path.join(tmp, 'datasets', 'photos'), 4);
   png = new Uint8Array(await makeImage(256, 256));
-  host = await startSingleHost({ workDir: tmp, modelsDir: path.join(tmp, 'models'), adminEnv: { FQ_ADMIN_TOKEN: ADMIN_TOKEN } });
+  host = await startSingleHost({
+    workDir: tmp,
+    modelsDir: path.join(tmp, 'models'),
+    // Replicas see new versions by polling only, as on a network volume another machine writes to.
+    env: { FQ_DEFAULT_MODEL: 'tiny', FQ_MODELS_WATCH: '0', FQ_MODELS_POLL_MS: '2000' },
+    adminEnv: { FQ_ADMIN_TOKEN: ADMIN_TOKEN, FQ_DATASETS_DIR: path.join(tmp, 'datasets'), FQ_MODELS_WATCH: '1' },
+  });
 });
 
 after(async () => {
@@ -51,6 +58,38 @@ describe('nginx in front of three replicas and one admin instance', { timeout: 3
     assert.equal(jobs.headers.get('x-fqtok-upstream')?.split(':')[1], portOf(host.admin.url));
     const onReplica = await fetch(`${host.replicas[0]!.url}/jobs`);
     assert.equal(onReplica.status, 404);
+  });
+
+  test('a fine-tune finished on the admin instance is served by all three replicas within 10 s', async () => {
+    const created = await fetch(`${host.lb.url}/jobs/finetune`, {
+      method: 'POST',
+      headers: { ...bearer(), 'content-type': 'application/json' },
+      body: JSON.stringify({ base_model: 'tiny', dataset: 'photos', output_model: 'mine', hyperparameters: tinyHyperparameters(2), device: CPU }),
+    });
+    const { id } = (await created.json()) as { id: string };
+    assert.equal(created.status, 202);
+    type Job = { status: string; finished_at: string | null; result: { model: string; version: number } | null; error: unknown };
+    const job = await waitFor(`job ${id} to end`, async () => {
+      const j = (await (await fetch(`${host.lb.url}/jobs/${id}`, { headers: bearer() })).json()) as Job;
+      return ['succeeded', 'failed', 'cancelled'].includes(j.status) ? j : undefined;
+    }, 240_000);
+    assert.equal(job.status, 'succeeded', JSON.stringify(job.error));
+    assert.deepEqual(job.result, { model: 'mine', version: 1 });
+    const published = Date.parse(job.finished_at!);
+    const delays = await Promise.all(
+      host.replicas.map((replica) =>
+        waitFor(`${replica.url} to serve mine@1`, async () => {
+          const res = await fetch(`${replica.url}/models/mine`);
+          if (res.status !== 200) return undefined;
+          return ((await res.json()) as { versions: number[] }).versions.includes(1) ? Date.now() - published : undefined;
+        }, 20_000, 100),
+      ),
+    );
+    assert.ok(Math.max(...delays) <= 10_000, `picked up after ${delays} ms`);
+    console.log(`# pickup delay per replica (ms after the job finished): ${delays.join(', ')}`);
+    const stream = await encodeStream(host.lb.url, png, { concurrency: CONCURRENCY, query: '?model=mine&version=1', stop: (r) => answeredBy(r).size === 3, maxRequests: 200 });
+    assert.deepEqual(stream.errors, []);
+    assert.equal(answeredBy(stream).size, 3, 'every replica encoded with the new version');
   });
 
   test('kill -9 of a replica during a steady stream: no client error, the stream goes on at the other two', async () => {
