@@ -13,7 +13,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ADMIN_TOKEN, bearer, CPU, exportTinyModel, makeDataset, tinyHyperparameters, waitFor } from '../test/helpers/finetune.ts';
+import { ADMIN_TOKEN, bearer, CPU, makeDataset, tinyHyperparameters } from '../test/helpers/finetune.ts';
+import { exportModel } from '../test/helpers/export-model.ts';
+import { waitFor } from '../test/helpers/wait.ts';
 import { makeImage } from '../test/helpers/images.ts';
 import { startServerProcess } from '../test/helpers/server-process.ts';
 import { encodeStream, startSingleHost } from '../test/helpers/single-host.ts';
@@ -24,7 +26,7 @@ const concurrency = Number(values.concurrency);
 
 const tmp = await mkdtemp(path.join(tmpdir(), 'fqtok-bench-single-host-'));
 const models = path.join(tmp, 'models');
-await exportTinyModel(path.join(models, 'tiny'));
+await exportModel(path.join(models, 'tiny'), { preset: 'test-16' });
 await makeDataset(path.join(tmp, 'datasets', 'photos'), 4);
 const png = new Uint8Array(await makeImage(256, 256));
 const replicaEnv = { FQ_DEFAULT_MODEL: 'tiny', FQ_MODELS_WATCH: '0', FQ_MODELS_POLL_MS: '2000' };
@@ -78,7 +80,7 @@ try {
         return killedAt !== undefined && s.ok >= killedAt + 60;
       },
     });
-    await victim.exited;
+    await victim.exited();
     kills.push({ errors: r.errors.length, in_flight_clients: concurrency });
     const again = await startServerProcess({ ...replicaEnv, FQ_ROLE: 'replica', FQ_MODELS_DIR: models, FQ_DATA_DIR: path.join(tmp, `r${k}`), FQ_INTRA_OP_THREADS: '1', FQ_LOG_FORMAT: 'json', FQ_PORT: new URL(victim.url).port });
     restarted.push(again);
@@ -89,7 +91,7 @@ try {
   const three = await throughput();
   const stopped = host.replicas[2]!;
   process.kill(stopped.pid, 'SIGTERM');
-  await stopped.exited;
+  await stopped.exited();
   const two = await throughput();
 
   console.log(

@@ -7,6 +7,7 @@ import type { Config } from './config.ts';
 import { openDatabase, type Db } from './db/client.ts';
 import { createPreprocessor } from './imaging/preprocess.ts';
 import { ModelRegistry } from './serving/model-registry.ts';
+import { ModelPickup } from './serving/model-pickup.ts';
 import { JobsService } from './jobs/jobs-service.ts';
 import { dataLayout } from './jobs/layout.ts';
 import { configureLogger, logger } from './logger.ts';
@@ -14,6 +15,8 @@ import { configureLogger, logger } from './logger.ts';
 export interface RunningServer {
   app: App;
   registry: ModelRegistry;
+  /** Hot pickup of FQ_MODELS_DIR. */
+  pickup: ModelPickup;
   /** The admin instance's jobs and database; a serving replica (FQ_ROLE=replica) has neither. */
   jobs?: JobsService;
   db?: Db;
@@ -25,7 +28,8 @@ export interface RunningServer {
 export async function startServer(config: Config): Promise<RunningServer> {
   configureLogger({ level: config.logLevel, format: config.logFormat });
   const registry = new ModelRegistry({ ...config, defaultModel: config.defaultModel });
-  await registry.loadModelsDir(config.modelsDir);
+  const pickup = new ModelPickup(registry, { modelsDir: config.modelsDir, pollMs: config.modelsPollMs, watch: config.modelsWatch });
+  await pickup.start();
   // Only the admin instance owns the SQLite database and runs jobs; replicas serve the models folder.
   const admin = config.role === 'admin' ? await startJobs(config, registry) : undefined;
   // No crop size here: every request crops to its model's image_size.
@@ -42,6 +46,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
   });
   const port = (server.address() as AddressInfo).port;
   admin?.jobs.start();
+  if (config.defaultModel && registry.list().every((m) => m.name !== config.defaultModel)) {
+    logger.warn({ defaultModel: config.defaultModel, modelsDir: config.modelsDir }, 'FQ_DEFAULT_MODEL is not in the models folder (yet): not ready until it is');
+  }
   logger.info({ port, role: config.role, models: registry.list().map((m) => `${m.name}@${m.version}`), default: registry.defaultModel }, 'fqtok listening');
 
   let closing: Promise<void> | undefined;
@@ -55,12 +62,13 @@ export async function startServer(config: Config): Promise<RunningServer> {
       await closed;
       clearTimeout(grace);
       await admin?.jobs.stop(); // trainers checkpoint and stop; their jobs resume at the next start
+      await pickup.close();
       admin?.db.$client.close();
       await registry.close();
       await preprocessor.close();
       logger.info('fqtok stopped');
     })());
-  return { app, registry, jobs: admin?.jobs, db: admin?.db, port, close };
+  return { app, registry, pickup, jobs: admin?.jobs, db: admin?.db, port, close };
 }
 
 async function startJobs(config: Config, registry: ModelRegistry): Promise<{ db: Db; jobs: JobsService }> {

@@ -8,7 +8,9 @@ import { after, before, describe, test } from 'node:test';
 import { JobStore } from '../src/jobs/job-store.ts';
 import { jobPaths } from '../src/jobs/layout.ts';
 import { publishJobModel } from '../src/jobs/publish.ts';
-import { ADMIN_TOKEN, bearer, CPU, exportTinyModel, makeDataset, tinyHyperparameters, waitFor } from './helpers/finetune.ts';
+import { ADMIN_TOKEN, bearer, CPU, makeDataset, tinyHyperparameters } from './helpers/finetune.ts';
+import { exportModel } from './helpers/export-model.ts';
+import { waitFor } from './helpers/wait.ts';
 import { makeImage } from './helpers/images.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
@@ -46,7 +48,7 @@ const request = (overrides: Record<string, unknown> = {}) => ({
 before(async () => {
   tmp = await mkdtemp(path.join(tmpdir(), 'fqtok-publish-'));
   models = path.join(tmp, 'models');
-  await exportTinyModel(path.join(models, 'tiny'));
+  await exportModel(path.join(models, 'tiny'), { preset: 'test-16' });
   await makeDataset(path.join(tmp, 'datasets', 'photos'), 4);
   server = await startTestServer({
     FQ_MODELS_DIR: models,
@@ -115,7 +117,7 @@ describe('publishing in the same instant', () => {
     // and a model load between taking its number and recording it.
     const store = new JobStore(server.db!);
     const exported = path.join(tmp, 'exported');
-    await exportTinyModel(exported);
+    await exportModel(exported, { preset: 'test-16' });
     const rows = ['a', 'b'].map((tag) =>
       store.insertJob({
         id: `ftjob-same-instant-${tag}`,

@@ -5,7 +5,8 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ADMIN_TOKEN, bearer, waitFor } from './helpers/finetune.ts';
+import { ADMIN_TOKEN, bearer } from './helpers/finetune.ts';
+import { waitFor } from './helpers/wait.ts';
 import { makeImage } from './helpers/images.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 

@@ -6,8 +6,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ADMIN_TOKEN, bearer, CPU, exportTinyModel, makeDataset, tinyHyperparameters, waitFor } from './helpers/finetune.ts';
+import { ADMIN_TOKEN, bearer, CPU, makeDataset, tinyHyperparameters } from './helpers/finetune.ts';
+import { exportModel } from './helpers/export-model.ts';
+import { waitFor } from './helpers/wait.ts';
 import { makeImage } from './helpers/images.ts';
+import type { ServerProcess } from './helpers/server-process.ts';
 import { encodeStream, startSingleHost, type SingleHost, type StreamResult } from './helpers/single-host.ts';
 
 const CONCURRENCY = 4;
@@ -16,11 +19,12 @@ let host: SingleHost;
 let png: Uint8Array<ArrayBuffer>;
 
 /** The exit of a process signalled by the test, or a failure after `ms`. */
-async function exitOf(p: { exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> }, ms = 60_000) {
+async function exitOf(p: ServerProcess, ms = 60_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the process did not exit within ${ms} ms`)), ms)));
   try {
-    return await Promise.race([p.exited, timeout]);
+    await Promise.race([p.exited(), timeout]);
+    return { code: p.child.exitCode, signal: p.child.signalCode };
   } finally {
     clearTimeout(timer);
   }
@@ -31,7 +35,7 @@ const portOf = (url: string) => new URL(url).port;
 
 before(async () => {
   tmp = await mkdtemp(path.join(tmpdir(), 'fqtok-single-host-'));
-  await exportTinyModel(path.join(tmp, 'models', 'tiny'));
+  await exportModel(path.join(tmp, 'models', 'tiny'), { preset: 'test-16' });
   await makeDataset(path.join(tmp, 'datasets', 'photos'), 4);
   png = new Uint8Array(await makeImage(256, 256));
   host = await startSingleHost({

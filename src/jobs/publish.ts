@@ -39,7 +39,8 @@ export async function publishJobModel(deps: PublishDeps, job: JobRow, exportedDi
       } else {
         await writeVersionFolder(exportedDir, target);
       }
-      await deps.registry.load(name, version, target);
+      // The hot pickup of this instance may have found the renamed folder first.
+      if (deps.registry.servedFrom(name, version) !== target) await deps.registry.load(name, version, target);
     } catch (err) {
       deps.store.markVersionDeleted(name, version); // the number stays used, never handed out again
       await rm(target, { recursive: true, force: true });
@@ -94,6 +95,7 @@ export async function loadPublishedVersions(deps: PublishDeps): Promise<void> {
   }
   for (const name of new Set(deps.store.liveVersions().map((v) => v.name))) await removeStaging(path.join(deps.modelsDir, name));
   for (const v of deps.store.liveVersions()) {
+    if (deps.registry.servedFrom(v.name, v.version) === v.dir) continue; // the models folder's pickup serves it already
     try {
       await deps.registry.load(v.name, v.version, v.dir);
     } catch (err) {
