@@ -19,11 +19,16 @@ const backendName = z.enum(BACKEND_NAMES);
 export type BackendName = z.infer<typeof backendName>;
 const precision = z.enum(['fp32', 'tf32', 'bf16', 'fp16']);
 export type Precision = z.infer<typeof precision>;
+/** FQ_ROLE: `admin` is the whole service (jobs, their SQLite database, publishing, and serving); `replica` serves only. */
+export const ROLES = ['admin', 'replica'] as const;
+export type Role = (typeof ROLES)[number];
+
 const flag = z.enum(['0', '1', 'false', 'true']).transform((v) => v === '1' || v === 'true');
 
 /** The one declaration of each setting: its variable, default and check, then its name in `Config`. */
 const configSchema = z
   .object({
+    FQ_ROLE: z.enum(ROLES).default('admin'),
     FQ_HOST: z.string().default('0.0.0.0'),
     FQ_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
     FQ_MODELS_DIR: z.string().default('./models'),
@@ -71,6 +76,8 @@ const configSchema = z
   .transform((e) => {
     const dataDir = path.resolve(e.FQ_DATA_DIR);
     return {
+      /** admin: jobs, the database, publishing, and serving; replica: encode, decode, stats, models (no database, no admin routes). */
+      role: e.FQ_ROLE,
       host: e.FQ_HOST,
       port: e.FQ_PORT,
       modelsDir: path.resolve(e.FQ_MODELS_DIR),

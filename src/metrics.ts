@@ -80,3 +80,27 @@ export const decodeWaiting = new Gauge({
   help: 'Images of admitted requests waiting for a preprocessing thread or for room in the decoded-pixel budget',
   registers: [metricsRegistry],
 });
+
+// ---- per replica, for a horizontal autoscaler and a load balancer
+
+export const viewsInFlight = new Gauge({
+  name: 'fqtok_views_in_flight',
+  help: 'Image views (grid sets for decode) of admitted requests not yet answered: being prepared, waiting to run or running. Summed per replica, the autoscaling signal',
+  labelNames: ['model', 'operation'] as const,
+  registers: [metricsRegistry],
+});
+
+export const admissionRefusals = new Counter({
+  name: 'fqtok_admission_refusals_total',
+  help: 'Requests refused at admission: overloaded (503, queue full now), too_large (413, could never fit), unavailable (503, shutting down)',
+  labelNames: ['model', 'operation', 'reason'] as const,
+  registers: [metricsRegistry],
+});
+
+export const operationDuration = new Histogram({
+  name: 'fqtok_model_request_duration_seconds',
+  help: "A request's work on one model, from admission to its end (preprocessing, queueing and inference), per model and operation",
+  labelNames: ['model', 'operation'] as const,
+  buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+  registers: [metricsRegistry],
+});

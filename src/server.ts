@@ -21,8 +21,9 @@ export interface RunningServer {
   pickup: ModelPickup;
   /** FQ_PULL, pulled in the background. */
   pulls: StartupPulls;
-  jobs: JobsService;
-  db: Db;
+  /** The admin instance's jobs and database; a serving replica (FQ_ROLE=replica) has neither. */
+  jobs?: JobsService;
+  db?: Db;
   port: number;
   /** Stops accepting, finishes in-flight work, frees everything. */
   close(): Promise<void>;
@@ -36,21 +37,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const pickup = new ModelPickup(registry, { modelsDir: config.modelsDir, pollMs: config.modelsPollMs, watch: config.modelsWatch });
   await pickup.start();
   const pulls = new StartupPulls(config, () => pickup.scan(), (name) => registry.list().some((m) => m.name === name));
-  const layout = dataLayout(config.dataDir, config.weightsDir);
-  const db = openDatabase(layout.database); // migrations run here, before anything listens
-  const jobs = new JobsService({
-    db,
-    registry,
-    python: config.python,
-    datasetsDir: config.datasetsDir,
-    jobsDir: layout.jobsDir,
-    modelsDir: layout.modelsDir,
-    weightsDir: layout.weightsDir,
-    findWeight: (slot, variant) => findCachedWeight(slot, variant, config.hub),
-    concurrency: config.jobConcurrency,
-    cancelGraceMs: config.jobCancelGraceMs,
-  });
-  await jobs.recover();
+  // Only the admin instance owns the SQLite database and runs jobs; replicas serve the models folder.
+  const admin = config.role === 'admin' ? await startJobs(config, registry) : undefined;
   // No crop size here: every request crops to its model's image_size.
   const preprocessor = createPreprocessor({
     maxInputPixels: config.maxInputPixels,
@@ -58,18 +46,18 @@ export async function startServer(config: Config): Promise<RunningServer> {
     threads: config.preprocessThreads,
   });
   const lifecycle: Lifecycle = { shuttingDown: false, waitingFor: () => pulls.reasons() };
-  const app = createApp({ config, registry, preprocessor, lifecycle, jobs });
+  const app = createApp({ config, registry, preprocessor, lifecycle, jobs: admin?.jobs });
 
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
   });
   const port = (server.address() as AddressInfo).port;
-  jobs.start();
+  admin?.jobs.start();
   pulls.start();
   if (config.defaultModel && !config.pull.length && registry.list().every((m) => m.name !== config.defaultModel)) {
     logger.warn({ defaultModel: config.defaultModel, modelsDir: config.modelsDir }, 'FQ_DEFAULT_MODEL is not in the models folder (yet): not ready until it is');
   }
-  logger.info({ port, models: registry.list().map((m) => `${m.name}@${m.version}`), default: registry.defaultModel }, 'fqtok listening');
+  logger.info({ port, role: config.role, models: registry.list().map((m) => `${m.name}@${m.version}`), default: registry.defaultModel }, 'fqtok listening');
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -82,12 +70,31 @@ export async function startServer(config: Config): Promise<RunningServer> {
       const grace = setTimeout(() => (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.(), config.shutdownGraceMs);
       await closed;
       clearTimeout(grace);
-      await jobs.stop(); // trainers checkpoint and stop; their jobs resume at the next start
+      await admin?.jobs.stop(); // trainers checkpoint and stop; their jobs resume at the next start
       await pickup.close();
-      db.$client.close();
+      admin?.db.$client.close();
       await registry.close();
       await preprocessor.close();
       logger.info('fqtok stopped');
     })());
-  return { app, registry, pickup, pulls, jobs, db, port, close };
+  return { app, registry, pickup, pulls, jobs: admin?.jobs, db: admin?.db, port, close };
+}
+
+async function startJobs(config: Config, registry: ModelRegistry): Promise<{ db: Db; jobs: JobsService }> {
+  const layout = dataLayout(config.dataDir, config.weightsDir);
+  const db = openDatabase(layout.database); // migrations run here, before anything listens
+  const jobs = new JobsService({
+    db,
+    registry,
+    python: config.python,
+    datasetsDir: config.datasetsDir,
+    jobsDir: layout.jobsDir,
+    modelsDir: config.modelsDir, // fine-tuned versions are published into the models folder: <name>/<version>/
+    weightsDir: layout.weightsDir,
+    findWeight: (slot, variant) => findCachedWeight(slot, variant, config.hub),
+    concurrency: config.jobConcurrency,
+    cancelGraceMs: config.jobCancelGraceMs,
+  });
+  await jobs.recover();
+  return { db, jobs };
 }

@@ -314,19 +314,19 @@ describe('a fine-tuning run', () => {
     assert.equal((await api('GET', '/jobs/{id}/metrics', `/jobs/${job.id}/metrics?limit=10001`)).status, 400);
   });
 
-  test('a fine-tuned model can be fine-tuned again (its version carries its checkpoint); versions: a shipped one or the default cannot be deleted, a fine-tuned one can, and stops serving', async () => {
+  test('a fine-tuned model can be fine-tuned again (its version carries its checkpoint); versions: a shipped one cannot be deleted, fine-tuned ones can, and stop serving', async () => {
     assert.equal((await waitForStatus(job.id, 'succeeded', 'failed', 'cancelled')).status, 'succeeded');
-    const res = await api('POST', '/jobs/finetune', '/jobs/finetune', request({ base_model: 'mine', output_model: 'tiny', hyperparameters: tinyHyperparameters(1) }));
+    const res = await api('POST', '/jobs/finetune', '/jobs/finetune', request({ base_model: 'mine', output_model: 'mine', hyperparameters: tinyHyperparameters(1) }));
     const again = (await res.json()) as Job;
     assert.equal(res.status, 202, JSON.stringify(again));
     const done = await waitForStatus(again.id, 'succeeded', 'failed');
     assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
-    assert.deepEqual(done.result, { model: 'tiny', version: 2 }, 'a shipped name continues at version 2');
+    assert.deepEqual(done.result, { model: 'mine', version: 2 }, 'a fine-tuned name continues at version 2');
 
     assert.equal((await api('DELETE', '/models/{name}/versions/{version}', '/models/tiny/versions/1')).status, 409);
-    assert.equal((await api('DELETE', '/models/{name}/versions/{version}', '/models/tiny/versions/2')).status, 409); // the default serves it
     assert.equal((await api('DELETE', '/models/{name}/versions/{version}', '/models/mine/versions/7')).status, 404);
     assert.equal((await api('DELETE', '/models/{name}/versions/{version}', '/models/mine/versions/1')).status, 204);
+    assert.equal((await api('DELETE', '/models/{name}/versions/{version}', '/models/mine/versions/2')).status, 204);
     const gone = await fetch(`${server.url}/encode?model=mine`, { method: 'POST', body: new Uint8Array(await makeImage(64, 64)), headers: { 'content-type': 'image/png' } });
     assert.equal(gone.status, 404);
   });

@@ -72,12 +72,16 @@ export const jobCheckpoints = sqliteTable(
   (t) => [primaryKey({ columns: [t.jobId, t.step] })],
 );
 
+/** `reserved`: the number is taken before any file is written; `live` once the files are in place and loaded. */
+export const VERSION_STATES = ['reserved', 'live'] as const;
+
 export const modelVersions = sqliteTable(
   'model_versions',
   {
     name: text('name').notNull(),
     version: integer('version').notNull(),
     dir: text('dir').notNull(),
+    state: text('state', { enum: VERSION_STATES }).notNull().default('live'),
     jobId: text('job_id').references(() => jobs.id, { onDelete: 'set null' }),
     createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
     /** Deleted versions keep their row so that a version number is never handed out twice. */

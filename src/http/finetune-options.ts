@@ -69,7 +69,7 @@ const fieldsRoute = createRoute({
 
 export function finetuneOptionRoutes(deps: AppDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
-  const auth = adminAuth(deps.config.adminToken);
+  const auth = adminAuth(deps.config);
   app.use('/datasets', auth);
   app.use('/jobs/finetune/hyperparameters', auth);
   return app

@@ -50,7 +50,7 @@ const getRoute = createRoute({
 
 export function jobSampleRoutes(deps: AppDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
-  const auth = adminAuth(deps.config.adminToken);
+  const auth = adminAuth(deps.config);
   app.use('/jobs/:id/samples', auth);
   app.use('/jobs/:id/samples/*', auth);
   const { jobsDir } = dataLayout(deps.config.dataDir, deps.config.weightsDir);

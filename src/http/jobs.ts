@@ -179,7 +179,7 @@ export function jobRoutes(deps: AppDeps) {
     scheme: 'bearer',
     description: 'FQ_ADMIN_TOKEN; without it configured the admin routes answer 404',
   });
-  const auth = adminAuth(deps.config.adminToken);
+  const auth = adminAuth(deps.config);
   app.use('/jobs', auth);
   app.use('/jobs/*', auth);
 

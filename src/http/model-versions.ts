@@ -37,7 +37,7 @@ const deleteRoute = createRoute({
 
 export function modelVersionRoutes(deps: AppDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
-  const auth = adminAuth(deps.config.adminToken);
+  const auth = adminAuth(deps.config);
   app.use('/models/:name/versions', auth);
   app.use('/models/:name/versions/*', auth);
   const jobs = () => {

@@ -10,6 +10,7 @@ import type { JobRow } from '../db/schema.ts';
 import { checkHoldsImages, resolveDataset, type DatasetFolder } from './dataset.ts';
 import type { JobStore } from './job-store.ts';
 import { jobPaths } from './layout.ts';
+import { outputNameRefusal } from './model-versions.ts';
 import { buildSpec, toRequestField, type FinetuneRequest, type WeightFinder } from './spec.ts';
 import { checkSpec, trainerDefaults } from './trainer-check.ts';
 
@@ -21,6 +22,8 @@ export interface CreateJobDeps {
   python: string;
   datasetsDir: string;
   jobsDir: string;
+  /** Where fine-tuned versions are published (FQ_MODELS_DIR); names of its own models are refused. */
+  modelsDir: string;
   weightsDir: string;
   /** Weights FQ_WEIGHTS_DIR lacks, in the download caches. */
   findWeight?: WeightFinder;
@@ -44,6 +47,9 @@ export async function createFinetuneJob(deps: CreateJobDeps, request: FinetuneRe
   const problems: FieldError[] = [];
   if (!MODEL_NAME_PATTERN.test(request.output_model)) {
     problems.push({ field: 'output_model', message: `must match ${MODEL_NAME_PATTERN.source} (a folder name)` });
+  } else {
+    const refusal = await outputNameRefusal(deps, request.output_model);
+    if (refusal) problems.push({ field: 'output_model', message: refusal });
   }
   const base = baseModel(deps.registry, request, problems);
   const datasetFolder = await dataset(deps.datasetsDir, request.dataset, problems);

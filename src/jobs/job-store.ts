@@ -118,12 +118,22 @@ export class JobStore {
 
   // ---- model versions made by fine-tuning
 
+  /** Versions being served: live and not deleted (reservations of publishes under way are not). */
   liveVersions(name?: string): ModelVersionRow[] {
     return this.db
       .select()
       .from(modelVersions)
-      .where(and(isNull(modelVersions.deletedAt), name ? eq(modelVersions.name, name) : undefined))
+      .where(and(isNull(modelVersions.deletedAt), eq(modelVersions.state, 'live'), name ? eq(modelVersions.name, name) : undefined))
       .orderBy(asc(modelVersions.name), asc(modelVersions.version))
+      .all();
+  }
+
+  /** Every version row of `name` that is not deleted, reservations included. */
+  versionRows(name: string): ModelVersionRow[] {
+    return this.db
+      .select()
+      .from(modelVersions)
+      .where(and(eq(modelVersions.name, name), isNull(modelVersions.deletedAt)))
       .all();
   }
 
@@ -135,29 +145,67 @@ export class JobStore {
       .get();
   }
 
-  /** The highest version ever recorded for `name`, deleted ones included, so none is reused. */
-  highestVersion(name: string): number {
-    const row = this.db
-      .select({ max: sql<number | null>`max(${modelVersions.version})` })
-      .from(modelVersions)
-      .where(eq(modelVersions.name, name))
-      .get();
-    return row?.max ?? 0;
+  /**
+   * Takes the next version number of `name` for `jobId` before any file is written: one immediate
+   * transaction reads the highest number ever recorded (deleted and reserved ones included, so none is
+   * handed out twice) and inserts the reservation; the primary key (name, version) refuses a second
+   * taker. A job that already holds a reservation (a resume after a crash) gets it back.
+   */
+  reserveVersion(name: string, jobId: string, atLeast: number, dirOf: (version: number) => string): ModelVersionRow {
+    return this.db.transaction(
+      (tx) => {
+        const held = tx
+          .select()
+          .from(modelVersions)
+          .where(and(eq(modelVersions.name, name), eq(modelVersions.jobId, jobId), eq(modelVersions.state, 'reserved'), isNull(modelVersions.deletedAt)))
+          .get();
+        if (held) return held;
+        const max = tx
+          .select({ max: sql<number | null>`max(${modelVersions.version})` })
+          .from(modelVersions)
+          .where(eq(modelVersions.name, name))
+          .get()?.max;
+        const version = Math.max(max ?? 0, atLeast) + 1;
+        return tx
+          .insert(modelVersions)
+          .values({ name, version, dir: dirOf(version), jobId, state: 'reserved', createdAt: new Date() })
+          .returning()
+          .get();
+      },
+      { behavior: 'immediate' },
+    );
   }
 
-  /** Records the new version and the job's success in one transaction. */
-  publishVersion(version: typeof modelVersions.$inferInsert, jobId: string, finishedAt: Date): JobRow {
+  /** The reserved version becomes live and the job `succeeded`, in one transaction. */
+  publishVersion(name: string, version: number, jobId: string, finishedAt: Date): JobRow {
     const row = this.db.transaction((tx) => {
-      tx.insert(modelVersions).values(version).run();
+      const published = tx
+        .update(modelVersions)
+        .set({ state: 'live' })
+        .where(and(eq(modelVersions.name, name), eq(modelVersions.version, version), eq(modelVersions.jobId, jobId), isNull(modelVersions.deletedAt)))
+        .returning()
+        .get();
+      if (!published) throw new Error(`${name} version ${version} is not reserved for job ${jobId}`);
       return tx
         .update(jobs)
-        .set({ status: 'succeeded', resultVersion: version.version, finishedAt, pid: null })
+        .set({ status: 'succeeded', resultVersion: version, finishedAt, pid: null })
         .where(eq(jobs.id, jobId))
         .returning()
         .get();
     });
     this.changes.emit('job', row);
     return row;
+  }
+
+  /** Reservations whose job will never publish them (it ended, or is gone): left by a crash or a failed publish. */
+  abandonedReservations(): ModelVersionRow[] {
+    const rows = this.db
+      .select({ version: modelVersions, status: jobs.status })
+      .from(modelVersions)
+      .leftJoin(jobs, eq(jobs.id, modelVersions.jobId))
+      .where(and(eq(modelVersions.state, 'reserved'), isNull(modelVersions.deletedAt)))
+      .all();
+    return rows.filter((r) => r.status !== 'queued' && r.status !== 'running').map((r) => r.version);
   }
 
   markVersionDeleted(name: string, version: number, deletedAt = new Date()): void {

@@ -1,4 +1,4 @@
-// Where jobs and fine-tuned models live on disk under FQ_DATA_DIR, and where the trainer is.
+// Where jobs live on disk under FQ_DATA_DIR, and where the trainer is. (Fine-tuned versions are published into FQ_MODELS_DIR.)
 import path from 'node:path';
 
 export { TRAINER_DIR } from '../python-launcher.ts';
@@ -6,7 +6,6 @@ export { TRAINER_DIR } from '../python-launcher.ts';
 export interface DataLayout {
   database: string;
   jobsDir: string;
-  modelsDir: string;
   weightsDir: string;
 }
 
@@ -14,7 +13,6 @@ export function dataLayout(dataDir: string, weightsDir: string): DataLayout {
   return {
     database: path.join(dataDir, 'fqtok.db'),
     jobsDir: path.join(dataDir, 'jobs'),
-    modelsDir: path.join(dataDir, 'models'), // <name>/<version>/, Triton-style
     weightsDir, // LPIPS/VGG and teacher weights, never downloaded
   };
 }
