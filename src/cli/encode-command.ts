@@ -81,7 +81,8 @@ async function* steps(units: Unit[], batchSize: number): AsyncGenerator<Step> {
       }
     } catch (err) {
       // An unreadable or cut shard: this unit fails, the others go on (a rerun retries it).
-      yield { unit, kind: 'failed', error: err as Error };
+      const where = unit.kind === 'shard' ? unit.shard : `block ${unit.name}`;
+      yield { unit, kind: 'failed', error: new Error(`${where}: ${(err as Error).message}`, { cause: err }) };
       continue;
     }
     if (batch.length > 0) yield { unit, kind: 'batch', samples: batch };
@@ -207,6 +208,7 @@ export async function encodeCommand(client: CliTokenizer, options: EncodeCommand
         bar.images(result.outcomes.length);
       } else if (result.kind === 'failed') {
         await current!.output.abort();
+        await folder.clearPartials(unit.name);
         current = undefined;
         if (options.onError === 'fail') throw new Error(`${unit.name}: ${result.error.message}`);
         summary.units.failed.push({ unit: unit.name, reason: result.error.message });
