@@ -272,3 +272,17 @@ print(json.dumps({'got': [g[:3] for g in got], 'same': [g[3] == e for g, e in zi
     same: [true, true, true],
   });
 });
+
+test('the README\'s tarfile + numpy reader reads the code shards: keys, labels, captions, int64 [views, h*w]', { timeout: 60_000 }, async () => {
+  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const snippet = /```python\n(import glob, io, tarfile\n[\s\S]*?)```/.exec(readme)?.[1];
+  assert.ok(snippet, 'the README has no tarfile reader');
+  const script = `${snippet}
+import json, sys
+print(json.dumps([[s["key"], s["cls"], s["txt"], s["vis"].dtype.str, list(s["sem_high"].shape)] for s in code_samples(sys.argv[1] + "/*.tar")]))`;
+  const { stdout } = await run(PYTHON, ['-c', script, one]);
+  assert.deepEqual(
+    JSON.parse(stdout),
+    samples.filter((s) => s.good).map((s) => [s.key, s.cls, s.caption, '<i8', [1, 256]]),
+  );
+});

@@ -2,11 +2,12 @@
 // in the function and through `fqtok encode --plan`, and under a real torchrun.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
+import { parse as parseYaml } from 'yaml';
 import { isMine, workerDevice, workShare } from '../src/cli/bulk/launcher-env.ts';
 import { PYTHON } from './helpers/python.ts';
 import { ROOT } from './helpers/server.ts';
@@ -132,4 +133,21 @@ test('torchrun --no_python --nproc_per_node 2 fqtok encode: each rank takes its 
       ['1/2', 'torchrun', 1, ['00001', '00003']],
     ],
   );
+});
+
+test('the examples: the Indexed Job\'s FQ_SHARD_COUNT is its completions, the Slurm script is an array, the scripts parse', async () => {
+  const examples = path.join(ROOT, 'examples', 'bulk-encode');
+  const job = parseYaml(readFileSync(path.join(examples, 'k8s-indexed-job.yaml'), 'utf8')) as {
+    kind: string;
+    spec: { completionMode: string; completions: number; template: { spec: { containers: { args: string[]; env: { name: string; value: string }[] }[] } } };
+  };
+  assert.equal(job.kind, 'Job');
+  assert.equal(job.spec.completionMode, 'Indexed');
+  const container = job.spec.template.spec.containers[0]!;
+  assert.equal(container.env.find((e) => e.name === 'FQ_SHARD_COUNT')?.value, String(job.spec.completions));
+  assert.deepEqual(container.args.slice(0, 1), ['encode']);
+  assert.match(container.args[1]!, /\{00000\.\.00127\}\.tar$/);
+  const sbatch = readFileSync(path.join(examples, 'slurm-array.sbatch'), 'utf8');
+  assert.match(sbatch, /^#SBATCH --array=0-15$/m);
+  for (const script of ['slurm-array.sbatch', 'torchrun.sh']) await run('bash', ['-n', path.join(examples, script)]);
 });
