@@ -7,6 +7,7 @@ import type { Config } from './config.ts';
 import { openDatabase, type Db } from './db/client.ts';
 import { createPreprocessor } from './imaging/preprocess.ts';
 import { ModelRegistry } from './serving/model-registry.ts';
+import { ModelPickup } from './serving/model-pickup.ts';
 import { JobsService } from './jobs/jobs-service.ts';
 import { dataLayout } from './jobs/layout.ts';
 import { configureLogger, logger } from './logger.ts';
@@ -14,6 +15,8 @@ import { configureLogger, logger } from './logger.ts';
 export interface RunningServer {
   app: App;
   registry: ModelRegistry;
+  /** Hot pickup of FQ_MODELS_DIR. */
+  pickup: ModelPickup;
   jobs: JobsService;
   db: Db;
   port: number;
@@ -24,7 +27,8 @@ export interface RunningServer {
 export async function startServer(config: Config): Promise<RunningServer> {
   configureLogger({ level: config.logLevel, format: config.logFormat });
   const registry = new ModelRegistry({ ...config, defaultModel: config.defaultModel });
-  await registry.loadModelsDir(config.modelsDir);
+  const pickup = new ModelPickup(registry, { modelsDir: config.modelsDir, pollMs: config.modelsPollMs, watch: config.modelsWatch });
+  await pickup.start();
   const layout = dataLayout(config.dataDir, config.weightsDir);
   const db = openDatabase(layout.database); // migrations run here, before anything listens
   const jobs = new JobsService({
@@ -53,6 +57,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
   });
   const port = (server.address() as AddressInfo).port;
   jobs.start();
+  if (config.defaultModel && registry.list().every((m) => m.name !== config.defaultModel)) {
+    logger.warn({ defaultModel: config.defaultModel, modelsDir: config.modelsDir }, 'FQ_DEFAULT_MODEL is not in the models folder (yet): not ready until it is');
+  }
   logger.info({ port, models: registry.list().map((m) => `${m.name}@${m.version}`), default: registry.defaultModel }, 'fqtok listening');
 
   let closing: Promise<void> | undefined;
@@ -66,10 +73,11 @@ export async function startServer(config: Config): Promise<RunningServer> {
       await closed;
       clearTimeout(grace);
       await jobs.stop(); // trainers checkpoint and stop; their jobs resume at the next start
+      await pickup.close();
       db.$client.close();
       await registry.close();
       await preprocessor.close();
       logger.info('fqtok stopped');
     })());
-  return { app, registry, jobs, db, port, close };
+  return { app, registry, pickup, jobs, db, port, close };
 }

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { readNpz, writeNpz } from '../src/formats/npz.ts';
+import { PYTHON as python } from './helpers/python.ts';
 
-const python = process.env.FQ_PYTHON ?? '/usr/bin/python3';
 
 test('numpy.load reads our NPZ; we read numpy savez and savez_compressed files', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'fqtok-npz-'));
