@@ -8,7 +8,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { PYTHON } from './helpers/python.ts';
-import { ROOT } from './helpers/server.ts';
+import { ROOT } from './helpers/paths.ts';
+import { waitFor } from './helpers/wait.ts';
 
 const run = promisify(execFile);
 const CLI = path.join(ROOT, 'src/cli.ts');
@@ -130,15 +131,6 @@ print(json.dumps({'samples': seen, 'same_as_folder': same}))`;
   assert.ok(status.images_per_s > 0);
 });
 
-/** Polls a condition on the files until it holds, or fails with `what` after the deadline. */
-async function until(condition: () => boolean, what: string, ms = 120_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 const doneUnits = (out: string) => (existsSync(path.join(out, '.fqtok', 'done')) ? readdirSync(path.join(out, '.fqtok', 'done')).map((f) => f.replace(/\.json$/, '')) : []);
 /** Partial files being written: [unit, bytes]. */
 function partials(out: string): [string, number][] {
@@ -154,7 +146,8 @@ test('kill -9 of a worker mid-shard, then a rerun: it completes, units done befo
   const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
   let midShard: [string, number][];
   try {
-    await until(() => doneUnits(out).length >= 3 && partials(out).some(([, bytes]) => bytes > 0), 'three units done and the next one partly written');
+    // Polled often: the window between a unit's first sample written and its commit is one image's inference.
+    await waitFor('three units done and the next one partly written', () => doneUnits(out).length >= 3 && partials(out).some(([, bytes]) => bytes > 0), 120_000, 10);
     child.kill('SIGKILL');
     assert.equal(await exited, 'SIGKILL');
     midShard = partials(out).filter(([, bytes]) => bytes > 0);

@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { isMine, workerDevice, workShare } from '../src/cli/bulk/launcher-env.ts';
 import { PYTHON } from './helpers/python.ts';
-import { ROOT } from './helpers/server.ts';
+import { ROOT } from './helpers/paths.ts';
 
 const run = promisify(execFile);
 /** The variables of every launcher, removed from the tests' own environment so that a CI runner's cannot leak in. */
