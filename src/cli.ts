@@ -1,8 +1,8 @@
 // The command line: `fqtok serve | encode | decode | stats | pull | convert | models | openapi`.
 import { parseArgs } from 'node:util';
-import { BACKEND_NAMES, loadConfig, type Config } from './config.ts';
+import { loadConfig, type Config } from './config.ts';
 import { decodeCommand } from './cli/decode-command.ts';
-import { encodeCommand } from './cli/encode-command.ts';
+import { encodeCli, ENCODE_USAGE } from './cli/encode-cli.ts';
 import { statsCommand } from './cli/stats-command.ts';
 import { convertArgs, runTrainerModule } from './cli/convert-command.ts';
 import { localTokenizer, remoteTokenizer, type CliTokenizer, type LocalOptions } from './cli/cli-tokenizer.ts';
@@ -10,9 +10,6 @@ import { modelsCommand } from './cli/models-command.ts';
 import { pullCommand } from './cli/pull-command.ts';
 import { pino } from 'pino';
 import { configureLogger } from './logger.ts';
-import { ORIENTATIONS } from './imaging/read-image.ts';
-import { AUGMENTS } from './imaging/reference-crop.ts';
-import { VIEWS } from './tokenize/views.ts';
 import { IMAGE_FORMATS } from './imaging/write-image.ts';
 
 const choices = (values: readonly string[]) => values.join('|');
@@ -20,12 +17,7 @@ const choices = (values: readonly string[]) => values.join('|');
 const USAGE = `usage: fqtok <command> [options] [--verbose]
 
   serve                                   start the HTTP service (settings from FQ_* variables)
-  encode <folders or files...> --out DIR  tokenise images into DIR/{i}_{codebook}.npy + DIR/index.jsonl
-         [--labels DIR] [--augment ${choices(AUGMENTS)}] [--orientation ${choices(ORIENTATIONS)}] [--model NAME] [--server URL]
-         [--backend ${choices(BACKEND_NAMES)}]      in-process backend (default FQ_BACKEND)
-         [--batch-size N]                 images per batch, one inference run (default: 64 crops' worth where
-                                          the model runs on a GPU, FQ_MAX_BATCH crops' worth on CPU, 16 to a CPU server)
-  decode <codes dir or .npz> --out DIR|FILE.npz
+${ENCODE_USAGE}  decode <codes dir or .npz> --out DIR|FILE.npz
                                           rebuild images from {i}_{codebook}.npy files or an .npz of grids or
                                           flat h*w sequences: one image file each into DIR, or one evaluation
                                           archive (arr_0 uint8 [N, H, W, 3]) when --out ends in .npz
@@ -71,10 +63,10 @@ function configure(env: NodeJS.ProcessEnv = process.env): Config {
   return config;
 }
 
-async function client(server: string | undefined, options: { backend?: string } & LocalOptions = {}): Promise<CliTokenizer> {
+async function client(server: string | undefined, options: { backend?: string; env?: NodeJS.ProcessEnv } & LocalOptions = {}): Promise<CliTokenizer> {
   if (server) return remoteTokenizer(server);
-  const { backend, ...local } = options;
-  return localTokenizer(configure(backend ? { ...process.env, FQ_BACKEND: backend } : process.env), local);
+  const { backend, env = process.env, ...local } = options;
+  return localTokenizer(configure(backend ? { ...env, FQ_BACKEND: backend } : env), local);
 }
 
 async function main(args: string[]): Promise<number> {
@@ -84,50 +76,8 @@ async function main(args: string[]): Promise<number> {
     case 'serve':
       await import('./main.ts');
       return -1; // keeps running
-    case 'encode': {
-      const { values, positionals } = parseArgs({
-        args: rest,
-        allowPositionals: true,
-        options: {
-          out: { type: 'string' },
-          labels: { type: 'string' },
-          augment: { type: 'string', default: 'none' },
-          orientation: { type: 'string', default: 'ignore' },
-          model: { type: 'string' },
-          server: { type: 'string' },
-          backend: { type: 'string' },
-          'batch-size': { type: 'string' },
-        },
-      });
-      if (!values.out || positionals.length === 0) fail('encode needs input folders or files and --out DIR');
-      if (values.backend) oneOf('backend', values.backend, BACKEND_NAMES);
-      if (values.backend && values.server) fail('--backend applies in-process; the server chooses its own');
-      const batchSize = values['batch-size'] === undefined ? undefined : Number(values['batch-size']);
-      if (batchSize !== undefined && !(Number.isInteger(batchSize) && batchSize > 0)) fail('--batch-size must be a positive integer');
-      const augment = oneOf('augment', values.augment, AUGMENTS);
-      const orientation = oneOf('orientation', values.orientation, ORIENTATIONS);
-      // In-process, --batch-size sets the run size too: a batch of images is one inference run.
-      const runSize = batchSize === undefined ? undefined : batchSize * VIEWS[augment].length;
-      const c = await client(values.server, { backend: values.backend, runSize });
-      try {
-        const summary = await encodeCommand(c, {
-          batchSize,
-          inputs: positionals,
-          out: values.out,
-          labels: values.labels,
-          model: values.model,
-          augment,
-          orientation,
-        });
-        for (const s of summary.skipped) process.stderr.write(`skipped ${s.file}: ${s.reason}\n`);
-        const rate = summary.encoded / summary.seconds;
-        process.stderr.write(`encoded ${summary.encoded} images in ${summary.seconds.toFixed(1)} s (${rate.toFixed(1)} images/s, batches of ${summary.batchSize})\n`);
-        process.stdout.write(JSON.stringify({ encoded: summary.encoded, skipped: summary.skipped.length, out: summary.out }) + '\n');
-      } finally {
-        await c.close();
-      }
-      return 0;
-    }
+    case 'encode':
+      return encodeCli(rest, { client, fail });
     case 'decode': {
       const { values, positionals } = parseArgs({
         args: rest,

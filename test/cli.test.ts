@@ -39,20 +39,22 @@ after(async () => {
   rmSync(dataset, { recursive: true, force: true });
 });
 
-test('encode a class folder recursively in-process: int64 [1, A, h*w] codes, labels, an index; bad files skipped', async () => {
+test('encode a class folder recursively in-process: int64 [1, A, h*w] codes named by place in the list, labels, an index; bad files skipped', async () => {
   const out = path.join(dataset, 'codes');
   const labels = path.join(dataset, 'labels');
   const { stdout, stderr } = await fqtok('encode', path.join(dataset, 'images'), '--out', out, '--labels', labels, '--augment', 'flip');
-  assert.deepEqual(JSON.parse(stdout), { encoded: 5, skipped: 1, out });
+  assert.deepEqual(JSON.parse(stdout), { encoded: 5, skipped: 1, out, shard: '0/1', units_done: 1, units_failed: 0 });
   assert.match(stderr, /skipped .*broken\.png/);
-  const index = readFileSync(path.join(out, 'index.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { index: number; file: string; label: number });
-  assert.deepEqual(index.map((e) => e.label), [0, 0, 1, 1, 1]);
-  assert.match(index[0]!.file, /cats\/1\.jpg$/);
+  // ImageFolder order: cats/1, cats/nested/0, dogs/1, dogs/2, dogs/broken (4: skipped, its number unused), dogs/nested/0.
+  const index = readFileSync(path.join(out, '.fqtok', 'index', '000000.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { key: string; source: string; label: number });
+  assert.deepEqual(index.map((e) => [e.key, e.label]), [['0', 0], ['1', 0], ['2', 1], ['3', 1], ['5', 1]]);
+  assert.match(index[0]!.source, /cats\/1\.jpg$/);
+  assert.ok(!readdirSync(out).some((f) => f.startsWith('4_')));
   const script = `
 import numpy as np, json, sys, os
 d, l = sys.argv[1], sys.argv[2]
 out = {}
-for i in range(5):
+for i in (0, 1, 2, 3, 5):
     for cb in ('vis', 'sem_mid', 'sem_high'):
         a = np.load(os.path.join(d, f'{i}_{cb}.npy'))
         out[f'{i}_{cb}'] = [str(a.dtype), list(a.shape)]
@@ -60,8 +62,8 @@ for i in range(5):
 print(json.dumps(out))`;
   const shapes = JSON.parse((await run(python, ['-c', script, out, labels])).stdout) as Record<string, unknown>;
   assert.deepEqual(shapes['0_vis'], ['int64', [1, 2, 256]]);
-  assert.deepEqual(shapes['4_sem_high'], ['int64', [1, 2, 256]]);
-  assert.equal(shapes.label4, 1);
+  assert.deepEqual(shapes['5_sem_high'], ['int64', [1, 2, 256]]);
+  assert.equal(shapes.label5, 1);
 });
 
 test('encode against a server gives the same codes as in-process; decode writes one PNG per view', async () => {
@@ -83,9 +85,10 @@ test('encode against a server gives the same codes as in-process; decode writes 
   for (const f of readdirSync(images)) assert.ok(readFileSync(path.join(viaServer, f)).equals(readFileSync(path.join(images, f))), f);
 });
 
-/** Every file of a codes folder (npy and index), by name. */
+/** Every code file of a codes folder, and its index, by name. */
 function folderBytes(dir: string): Record<string, Buffer> {
-  return Object.fromEntries(readdirSync(dir).sort().map((f) => [f, readFileSync(path.join(dir, f))]));
+  const files = readdirSync(dir).filter((f) => f.endsWith('.npy')).sort().map((f) => [f, readFileSync(path.join(dir, f))]);
+  return Object.fromEntries([...files, ['index', readFileSync(path.join(dir, '.fqtok', 'index', '000000.jsonl'))]]);
 }
 
 test('encode writes the same files whatever the batch size, in-process and against a server', async () => {
@@ -94,7 +97,7 @@ test('encode writes the same files whatever the batch size, in-process and again
   for (const [label, extra] of [['default', []], ['1', ['--batch-size', '1']], ['5', ['--batch-size', '5']], ['server-2', ['--batch-size', '2', '--server', server.url]]] as const) {
     const out = path.join(dataset, `codes-batch-${label}`);
     const { stdout, stderr } = await fqtok('encode', images, '--out', out, '--augment', 'flip', ...extra);
-    assert.deepEqual(JSON.parse(stdout), { encoded: 5, skipped: 1, out });
+    assert.deepEqual(JSON.parse(stdout), { encoded: 5, skipped: 1, out, shard: '0/1', units_done: 1, units_failed: 0 });
     // On CPU the default batch is one micro-batch (FQ_MAX_BATCH = 8 crops): 4 images with their mirrors.
     const batch = label === 'default' ? '4' : label.replace('server-', '');
     assert.match(stderr, new RegExp(`encoded 5 images in [0-9.]+ s \\([0-9.]+ images/s, batches of ${batch}\\)`));

@@ -1,6 +1,7 @@
 // The bulk CLI's view of a tokenizer: in this process (the same operations the HTTP routes call, on the one
 // model a command uses) or a server over HTTP.
-import { readManifest } from '../backends/manifest.ts';
+import { createHash } from 'node:crypto';
+import { readManifest, type Manifest } from '../backends/manifest.ts';
 import type { BackendInfo } from '../backends/backend.ts';
 import type { Config } from '../config.ts';
 import { readNpz, writeNpz } from '../formats/npz.ts';
@@ -33,6 +34,10 @@ export interface EncodedFiles {
 /** What the CLI needs to know of a model before decoding or counting: its grid, output size and codebooks. */
 export interface ModelInfo {
   label: string;
+  name: string;
+  version: number;
+  /** sha256 of its manifest (as JSON): tells two models of one name and version apart. */
+  fingerprint: string;
   grid: [number, number];
   height: number;
   width: number;
@@ -64,9 +69,18 @@ const REMOTE_CPU_RUN_SIZE = 16;
 
 const onGpu = (device: string | undefined) => device !== undefined && device !== 'cpu';
 
-function modelInfo(label: string, manifest: { grid: readonly [number, number]; downsample: number; codebooks: { name: string; size: number }[] }): ModelInfo {
+function modelInfo(name: string, version: number, manifest: Manifest): ModelInfo {
   const [h, w] = manifest.grid;
-  return { label, grid: [h, w], height: h * manifest.downsample, width: w * manifest.downsample, codebooks: manifest.codebooks.map(({ name, size }) => ({ name, size })) };
+  return {
+    label: `${name}@${version}`,
+    name,
+    version,
+    fingerprint: createHash('sha256').update(JSON.stringify(manifest)).digest('hex'),
+    grid: [h, w],
+    height: h * manifest.downsample,
+    width: w * manifest.downsample,
+    codebooks: manifest.codebooks.map(({ name, size }) => ({ name, size })),
+  };
 }
 
 export interface LocalOptions {
@@ -107,7 +121,7 @@ export async function localTokenizer(config: Config, options: LocalOptions = {})
     },
     async describe(model) {
       const { name, version, dir } = folder(model);
-      return modelInfo(`${name}@${version}`, await readManifest(dir));
+      return modelInfo(name, version, await readManifest(dir));
     },
     async decode(set, options) {
       return decodeGrids(await served(options.model), set, { format: options.format });
@@ -123,6 +137,16 @@ export async function localTokenizer(config: Config, options: LocalOptions = {})
   };
 }
 
+/** A server's refusal, with its status: the caller tells the image's fault (4xx about the image) from the server's. */
+export class ServerAnswer extends Error {
+  constructor(
+    readonly status: number,
+    detail: string,
+  ) {
+    super(`server answered ${status}: ${detail}`);
+  }
+}
+
 async function expectOk(response: Response): Promise<Response> {
   if (response.ok) return response;
   const text = await response.text();
@@ -132,7 +156,7 @@ async function expectOk(response: Response): Promise<Response> {
   } catch {
     /* not problem+json */
   }
-  throw new Error(`server answered ${response.status}: ${detail}`);
+  throw new ServerAnswer(response.status, detail);
 }
 
 /** A model as the server's GET /models and GET /models/{name} describe it, as far as the client reads it. */
@@ -140,9 +164,8 @@ interface ServedModelListing {
   name: string;
   version: number;
   device?: string;
-  grid: [number, number];
-  downsample: number;
-  codebooks: { name: string; size: number }[];
+  /** In GET /models/{name} only. */
+  manifest?: Manifest;
 }
 
 export async function remoteTokenizer(baseUrl: string): Promise<CliTokenizer> {
@@ -189,8 +212,9 @@ export async function remoteTokenizer(baseUrl: string): Promise<CliTokenizer> {
       };
     },
     async describe(model) {
-      const m = await listing(model);
-      return modelInfo(`${m.name}@${m.version}`, m);
+      const found = await listing(model);
+      const m = found.manifest ? found : await listing(found.name);
+      return modelInfo(m.name, m.version, m.manifest!);
     },
     async decode(set, options) {
       const response = await postNpz(set, { model: options.model, format: options.format }, 'application/json');

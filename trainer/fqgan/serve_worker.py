@@ -65,11 +65,17 @@ def load_model(model_dir: str) -> Tuple[FQGAN, str]:
     return load_checkpoint(path, "model", config).model, weights["file"]
 
 
-def resolve_device(name: str) -> str:
+def resolve_device(name: str, cuda_device: int = 0) -> str:
+    """cpu, or cuda:N: `auto` and `cuda` take device `cuda_device` (a worker's local rank picks it)."""
     if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError("--device cuda, but this torch sees no CUDA device")
+    if name == "cuda":
+        count = torch.cuda.device_count()
+        if not 0 <= cuda_device < count:
+            raise ValueError(f"CUDA device {cuda_device} asked for, but this torch sees {count} (0 to {count - 1})")
+        return f"cuda:{cuda_device}"
     return name
 
 
@@ -160,6 +166,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m fqgan.serve_worker", description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--cuda-device", type=int, default=0, help="the CUDA device that auto and cuda take (FQ_CUDA_DEVICE_ID)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="used on CUDA; CPU runs fp32")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     parser.add_argument("--compile", action="store_true", help="torch.compile encoder and decoder (torch >= 2)")
@@ -177,7 +184,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.threads > 0:
             torch.set_num_threads(args.threads)
-        device = resolve_device(args.device)
+        device = resolve_device(args.device, args.cuda_device)
+        if device.startswith("cuda"):
+            torch.cuda.set_device(torch.device(device))  # anything made on "cuda" lands on this worker's GPU too
         precision = args.precision
         if not device.startswith("cuda") and precision != "fp32":
             log(f"precision {precision} applies on CUDA only; running fp32 on {device}")

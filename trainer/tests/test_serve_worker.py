@@ -17,7 +17,7 @@ from fqgan.checkpoint import file_sha256
 from fqgan.inference import InferenceModel, InferenceSettings, configure_matmul, to_rgb8
 from fqgan.model import FQGAN
 from fqgan.precision import restore_tf32, set_tf32, tf32_enabled, tf32_state
-from fqgan.serve_worker import load_model, read_frame, serve, write_frame
+from fqgan.serve_worker import load_model, read_frame, resolve_device, serve, write_frame
 
 REPO = os.path.dirname(TRAINER_DIR)
 
@@ -48,6 +48,21 @@ def test_rgb_mapping_is_the_services():
     values = to_rgb8(x)[0, :, :, 0].flatten().tolist()
     # floor(127.5 * clamp(x) + 128), capped at 255 (src/imaging/tensor-to-image.ts)
     assert values == [0, 0, 64, 128, 128, 191, 255, 255, 255]
+
+
+def test_device_choice_takes_the_workers_cuda_device(monkeypatch):
+    """auto and cuda become cuda:N for the worker's device (its local rank); CPU stays cpu."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert resolve_device("auto", 3) == "cuda:3"
+    assert resolve_device("cuda", 0) == "cuda:0"
+    assert resolve_device("cuda:2", 3) == "cuda:2"  # an explicit device wins
+    with pytest.raises(ValueError, match="CUDA device 4 asked for, but this torch sees 4"):
+        resolve_device("auto", 4)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto", 3) == "cpu"
+    with pytest.raises(ValueError, match="sees no CUDA device"):
+        resolve_device("cuda", 0)
 
 
 def test_reduced_precision_needs_cuda():

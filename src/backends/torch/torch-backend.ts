@@ -8,6 +8,8 @@ import { frameTensors, type WireArray } from './worker-protocol.ts';
 
 export interface TorchBackendOptions {
   python: string;
+  /** The CUDA device the worker takes when it runs on CUDA (FQ_CUDA_DEVICE_ID, as the onnx CUDA provider). */
+  cudaDeviceId: number;
   precision: string;
   intraOpThreads: number;
   torchCompile: boolean;
@@ -45,6 +47,7 @@ export class TorchBackend implements InferenceBackend {
       label,
       precision: options.precision,
       threads: options.intraOpThreads,
+      cudaDevice: options.cudaDeviceId,
       compile: options.torchCompile,
       startTimeoutMs: Math.max(MIN_START_TIMEOUT_MS, options.requestTimeoutMs),
     };

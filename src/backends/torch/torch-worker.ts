@@ -11,6 +11,8 @@ export interface TorchWorkerOptions {
   label: string;
   precision: string;
   threads: number;
+  /** CUDA device index, used when the worker finds CUDA. */
+  cudaDevice: number;
   compile: boolean;
   startTimeoutMs: number;
 }
@@ -48,7 +50,7 @@ export class TorchWorker {
   private onReady: ((frame: Frame) => void) | undefined;
 
   private constructor(private readonly options: TorchWorkerOptions) {
-    const args = ['--model-dir', options.modelDir, '--precision', options.precision, '--threads', String(options.threads)];
+    const args = ['--model-dir', options.modelDir, '--precision', options.precision, '--threads', String(options.threads), '--cuda-device', String(options.cudaDevice)];
     if (options.compile) args.push('--compile');
     // detached: a Ctrl-C meant for the service does not kill its workers mid-batch; the service stops them.
     this.child = spawn(options.python, launcherArgs('fqgan.serve_worker', args), {
