@@ -5,6 +5,7 @@ import { createApp, type App } from './app.ts';
 import type { Lifecycle } from './http/app-deps.ts';
 import type { Config } from './config.ts';
 import { openDatabase, type Db } from './db/client.ts';
+import { createBodyParser } from './http/body-parser.ts';
 import { createPreprocessor } from './imaging/preprocess.ts';
 import { ModelRegistry } from './serving/model-registry.ts';
 import { JobsService } from './jobs/jobs-service.ts';
@@ -45,8 +46,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
     maxDecodePixelsInFlight: config.maxDecodePixelsInFlight,
     threads: config.preprocessThreads,
   });
+  const bodies = createBodyParser({ maxBodyBytes: config.maxBodyBytes });
   const lifecycle: Lifecycle = { shuttingDown: false };
-  const app = createApp({ config, registry, preprocessor, lifecycle, jobs });
+  const app = createApp({ config, registry, preprocessor, bodies, lifecycle, jobs });
 
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
@@ -69,6 +71,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       db.$client.close();
       await registry.close();
       await preprocessor.close();
+      await bodies.close();
       logger.info('fqtok stopped');
     })());
   return { app, registry, jobs, db, port, close };

@@ -1,5 +1,6 @@
 // What the routes need from the running service: one type, so that route files and app.ts do not import each other.
 import type { Config } from '../config.ts';
+import type { BodyParsing } from './body-parser.ts';
 import type { CropSource } from '../tokenize/encode-images.ts';
 import type { ModelRegistry } from '../serving/model-registry.ts';
 import type { JobsService } from '../jobs/jobs-service.ts';
@@ -12,6 +13,8 @@ export interface AppDeps {
   config: Config;
   registry: ModelRegistry;
   preprocessor: CropSource;
+  /** Request bodies (JSON, NPZ, multipart) parsed off the event loop. */
+  bodies: BodyParsing;
   lifecycle: Lifecycle;
   /** Fine-tuning jobs and model versions (admin); absent where nothing runs them (e.g. `fqtok openapi`). */
   jobs?: JobsService;

@@ -1,6 +1,6 @@
 // Lists and deletes model versions: shipped ones (FQ_MODELS_DIR, version 1) and those fine-tuning published.
 import { rm } from 'node:fs/promises';
-import { FqError } from '../errors.ts';
+import { FqError, quoted } from '../errors.ts';
 import type { ModelRegistry } from '../serving/model-registry.ts';
 import type { JobStore } from './job-store.ts';
 
@@ -16,7 +16,7 @@ export interface ModelVersionInfo {
 export function listVersions(store: JobStore, registry: ModelRegistry, name: string): ModelVersionInfo[] {
   const published = new Map(store.liveVersions(name).map((v) => [v.version, v]));
   const served = registry.list().filter((m) => m.name === name);
-  if (served.length === 0) throw new FqError('unknown_model', `unknown model '${name}'`);
+  if (served.length === 0) throw new FqError('unknown_model', `unknown model ${quoted(name)}`);
   const latest = Math.max(...served.map((m) => m.version));
   return served.map((m) => {
     const row = published.get(m.version);
@@ -35,7 +35,7 @@ export function listVersions(store: JobStore, registry: ModelRegistry, name: str
 export async function deleteVersion(store: JobStore, registry: ModelRegistry, name: string, version: number): Promise<void> {
   const versions = listVersions(store, registry, name);
   const target = versions.find((v) => v.version === version);
-  if (!target) throw new FqError('not_found', `model '${name}' has no version ${version}`);
+  if (!target) throw new FqError('not_found', `model ${quoted(name)} has no version ${version}`);
   if (target.source === 'shipped') throw new FqError('conflict', `${name} version ${version} ships in the models folder; remove it there`);
   if (target.default) throw new FqError('conflict', `${name} version ${version} is what the default model serves; it cannot be deleted`);
   const users = store.activeJobsOnBase(name, version);

@@ -6,6 +6,7 @@ import { ROOT } from './server.ts';
 
 export interface ServerProcess {
   url: string;
+  pid: number;
   /** Everything the server logged so far, as text. */
   log(): string;
   /** Every JSON log line so far. */
@@ -50,7 +51,7 @@ export async function startServerProcess(env: Record<string, string>, startTimeo
         reject(new Error(`server exited early (code ${code}, signal ${signal}):\n${log}`));
       });
     });
-    return { url: `http://127.0.0.1:${port}`, log: () => log, logs, close };
+    return { url: `http://127.0.0.1:${port}`, pid: child.pid!, log: () => log, logs, close };
   } catch (err) {
     await close();
     throw err;
