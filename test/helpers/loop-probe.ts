@@ -103,7 +103,13 @@ export async function startLoopProbe(url: string, serverPid: number): Promise<Lo
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   };
   try {
-    const first = await next();
+    let timer: NodeJS.Timeout | undefined;
+    const first = await Promise.race([
+      next(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${url}/healthz did not answer within 10 s: the server is already stalled`)), 10_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
     if (first !== 'ready') throw new Error(`the /healthz probe said ${first}`);
   } catch (err) {
     kill();
