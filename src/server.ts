@@ -1,5 +1,6 @@
 // Builds the running service from a configuration: model registry, preprocessor, app, HTTP server; and stops it.
 import { serve, type ServerType } from '@hono/node-server';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp, type App } from './app.ts';
 import type { Lifecycle } from './http/app-deps.ts';
@@ -18,8 +19,10 @@ export interface RunningServer {
   jobs: JobsService;
   db: Db;
   port: number;
-  /** Stops accepting, finishes in-flight work, frees everything. */
+  /** Stops accepting, finishes in-flight work (for FQ_SHUTDOWN_GRACE_MS at most), frees everything. */
   close(): Promise<void>;
+  /** After close(): requests still in flight when the shutdown grace ran out, whose connections were cut. */
+  droppedAtShutdown(): number;
 }
 
 export async function startServer(config: Config): Promise<RunningServer> {
@@ -54,17 +57,27 @@ export async function startServer(config: Config): Promise<RunningServer> {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
   });
   const port = (server.address() as AddressInfo).port;
+  let inFlight = 0; // requests whose response has not closed, for the shutdown report
+  server.on('request', (_request: IncomingMessage, response: ServerResponse) => {
+    inFlight++;
+    response.once('close', () => inFlight--);
+  });
   jobs.start();
   logger.info({ port, models: registry.list().map((m) => `${m.name}@${m.version}`), default: registry.defaultModel }, 'fqtok listening');
 
   let closing: Promise<void> | undefined;
+  let dropped = 0;
   const close = () =>
     (closing ??= (async () => {
       lifecycle.shuttingDown = true;
       // Stop accepting; in-flight requests finish (server.close waits for them), idle keep-alive sockets go.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
-      const grace = setTimeout(() => (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.(), config.shutdownGraceMs);
+      const grace = setTimeout(() => {
+        dropped = inFlight;
+        if (dropped > 0) logger.error({ dropped, shutdownGraceMs: config.shutdownGraceMs }, `shutdown grace ran out: ${dropped} request(s) dropped`);
+        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      }, config.shutdownGraceMs);
       await closed;
       clearTimeout(grace);
       await jobs.stop(); // trainers checkpoint and stop; their jobs resume at the next start
@@ -72,7 +85,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       await registry.close();
       await preprocessor.close();
       await bodies.close();
-      logger.info('fqtok stopped');
+      logger.info({ dropped }, 'fqtok stopped');
     })());
-  return { app, registry, jobs, db, port, close };
+  return { app, registry, jobs, db, port, close, droppedAtShutdown: () => dropped };
 }
