@@ -16,7 +16,8 @@ export type ErrorKind =
   | 'overloaded' // queue full
   | 'timeout'
   | 'request_timeout' // the client stopped sending its body
-  | 'unavailable' // not ready (model loading, shutting down)
+  | 'unavailable' // not ready (model loading, shutting down), or the data directory is read-only
+  | 'insufficient_storage' // the data directory is full
   | 'internal';
 
 export interface FieldError {

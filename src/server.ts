@@ -5,19 +5,20 @@ import type { AddressInfo } from 'node:net';
 import { createApp, type App } from './app.ts';
 import type { Lifecycle } from './http/app-deps.ts';
 import type { Config } from './config.ts';
-import { openDatabase, type Db } from './db/client.ts';
+import type { Db } from './db/client.ts';
 import { createBodyParser } from './http/body-parser.ts';
 import { createPreprocessor } from './imaging/preprocess.ts';
 import { ModelRegistry } from './serving/model-registry.ts';
-import { JobsService } from './jobs/jobs-service.ts';
+import { openJobs, type JobsService } from './jobs/jobs-service.ts';
 import { dataLayout } from './jobs/layout.ts';
 import { configureLogger, logger } from './logger.ts';
 
 export interface RunningServer {
   app: App;
   registry: ModelRegistry;
-  jobs: JobsService;
-  db: Db;
+  /** Absent when the data directory could not be opened (read-only, full): inference serves without jobs. */
+  jobs?: JobsService;
+  db?: Db;
   port: number;
   /** Stops accepting, finishes in-flight work (for FQ_SHUTDOWN_GRACE_MS at most), frees everything. */
   close(): Promise<void>;
@@ -30,9 +31,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const registry = new ModelRegistry({ ...config, defaultModel: config.defaultModel });
   await registry.loadModelsDir(config.modelsDir);
   const layout = dataLayout(config.dataDir, config.weightsDir);
-  const db = openDatabase(layout.database); // migrations run here, before anything listens
-  const jobs = new JobsService({
-    db,
+  const opened = await openJobs({
+    database: layout.database,
     registry,
     python: config.python,
     datasetsDir: config.datasetsDir,
@@ -42,7 +42,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     concurrency: config.jobConcurrency,
     cancelGraceMs: config.jobCancelGraceMs,
   });
-  await jobs.recover();
+  const { jobs, db } = 'jobs' in opened ? opened : { jobs: undefined, db: undefined };
   // No crop size here: every request crops to its model's image_size.
   const preprocessor = createPreprocessor({
     maxInputPixels: config.maxInputPixels,
@@ -51,7 +51,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   });
   const bodies = createBodyParser({ maxBodyBytes: config.maxBodyBytes });
   const lifecycle: Lifecycle = { shuttingDown: false };
-  const app = createApp({ config, registry, preprocessor, bodies, lifecycle, jobs });
+  const app = createApp({ config, registry, preprocessor, bodies, lifecycle, jobs, jobsUnavailable: 'unavailable' in opened ? opened.unavailable : undefined });
 
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
@@ -62,7 +62,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
     inFlight++;
     response.once('close', () => inFlight--);
   });
-  jobs.start();
+  jobs?.start();
   logger.info({ port, models: registry.list().map((m) => `${m.name}@${m.version}`), default: registry.defaultModel }, 'fqtok listening');
 
   let closing: Promise<void> | undefined;
@@ -80,8 +80,8 @@ export async function startServer(config: Config): Promise<RunningServer> {
       }, config.shutdownGraceMs);
       await closed;
       clearTimeout(grace);
-      await jobs.stop(); // trainers checkpoint and stop; their jobs resume at the next start
-      db.$client.close();
+      await jobs?.stop(); // trainers checkpoint and stop; their jobs resume at the next start
+      db?.$client.close();
       await registry.close();
       await preprocessor.close();
       await bodies.close();

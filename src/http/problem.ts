@@ -34,6 +34,7 @@ export const STATUS_BY_KIND: Record<ErrorKind, number> = {
   timeout: 504,
   request_timeout: 408,
   unavailable: 503,
+  insufficient_storage: 507,
   internal: 500,
 };
 
@@ -55,6 +56,7 @@ const TITLES: Record<ErrorKind, string> = {
   timeout: 'Timed out',
   request_timeout: 'Request timeout',
   unavailable: 'Unavailable',
+  insufficient_storage: 'Insufficient storage',
   internal: 'Internal error',
 };
 
