@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { writeNpy } from '../src/formats/npz.ts';
 import { readManifest } from '../src/backends/manifest.ts';
+import { DEFAULT_PYTHON } from '../src/config.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const { values } = parseArgs({
@@ -67,7 +68,7 @@ async function decodeToArchive(count: number) {
   clearInterval(poll);
   const seconds = (performance.now() - started) / 1000;
   if (code !== 0) throw new Error(`fqtok decode exited ${code}`);
-  const shape = execFileSync(process.env.FQ_PYTHON ?? '/usr/bin/python3', [
+  const shape = execFileSync(process.env.FQ_PYTHON || DEFAULT_PYTHON, [
     '-c',
     'import sys, json, numpy as np, zipfile\nz = zipfile.ZipFile(sys.argv[1])\nf = z.open("arr_0.npy")\nv = np.lib.format.read_magic(f)\nshape, _, dtype = np.lib.format._read_array_header(f, v)\nprint(json.dumps([str(dtype), list(shape)]))',
     out,

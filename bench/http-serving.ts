@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
-import { startServer } from './helpers/start-server.ts';
+import { startServerProcess } from '../test/helpers/server-process.ts';
 import { readManifest } from '../src/backends/manifest.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -98,7 +98,10 @@ const jpegs = await Promise.all(
     sharp({ create: { width: 512, height: 512, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 120 + k, sigma: 40 } } }).jpeg({ quality: 90 }).toBuffer(),
   ),
 );
-const { child, url } = await startServer({ FQ_MODELS_DIR: values['models-dir'], FQ_DEFAULT_MODEL: values.model, FQ_MAX_BATCH: String(maxBatch) });
+const { child, url } = await startServerProcess(
+  { FQ_MODELS_DIR: values['models-dir'], FQ_DEFAULT_MODEL: values.model, FQ_MAX_BATCH: String(maxBatch), FQ_PREPROCESS_THREADS: '0' },
+  { keepLog: false },
+);
 try {
   let n = 0;
   const encodeOnce = async () => {

@@ -10,7 +10,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { startServer } from './helpers/start-server.ts';
+import { startServerProcess } from '../test/helpers/server-process.ts';
 
 const { values } = parseArgs({
   options: {
@@ -36,7 +36,7 @@ const height = Number(values.height);
 const jpeg = await sharp({ create: { width, height, channels: 3, background: '#7a8a6a', noise: { type: 'gaussian', mean: 120, sigma: 6 } } })
   .jpeg({ quality: 80 })
   .toBuffer();
-const { child, url } = await startServer(extraEnv);
+const { child, url } = await startServerProcess({ FQ_PREPROCESS_THREADS: '0', ...extraEnv }, { keepLog: false });
 try {
   const pid = child.pid!;
   const samples: Record<string, unknown>[] = [{ when: 'started', ...(await memory(pid)) }];

@@ -14,9 +14,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
+import { DEFAULT_PYTHON } from '../src/config.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const PYTHON = process.env.FQ_PYTHON ?? '/usr/bin/python3';
+const PYTHON = process.env.FQ_PYTHON || DEFAULT_PYTHON;
 const TIE_MARGIN = 1e-4; // see test/parity.test.ts
 
 const { values } = parseArgs({

@@ -12,7 +12,7 @@
 // The server runs in a child process (FQ_MAX_QUEUE = --max-queue) so the load generator does not share its event loop.
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { startServer } from './helpers/start-server.ts';
+import { startServerProcess } from '../test/helpers/server-process.ts';
 
 const { values } = parseArgs({
   options: {
@@ -112,7 +112,7 @@ const jpegs = await Promise.all(
     sharp({ create: { width: 512, height: 512, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 120 + k, sigma: 40 } } }).jpeg({ quality: 90 }).toBuffer(),
   ),
 );
-const { child, url } = await startServer({ FQ_MAX_QUEUE: values['max-queue'], FQ_MAX_IMAGES: values['max-queue'] });
+const { child, url } = await startServerProcess({ FQ_MAX_QUEUE: values['max-queue'], FQ_MAX_IMAGES: values['max-queue'], FQ_PREPROCESS_THREADS: '0' }, { keepLog: false });
 try {
   let n = 0;
   const encodeOnce = () =>

@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import type { InferenceBackend } from '../src/backends/backend.ts';
 import { createBackend } from '../src/backends/backend-factory.ts';
 import { readManifest } from '../src/backends/manifest.ts';
+import { DEFAULT_PYTHON } from '../src/config.ts';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const { values } = parseArgs({
@@ -63,7 +64,7 @@ const options = {
   executionProviders: ['cpu' as const],
   intraOpThreads: threads,
   cudaDeviceId: 0,
-  python: process.env.FQ_PYTHON ?? '/usr/bin/python3',
+  python: process.env.FQ_PYTHON || DEFAULT_PYTHON,
   precision: 'fp32',
   torchCompile: false,
   requestTimeoutMs: 600_000,

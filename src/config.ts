@@ -27,6 +27,8 @@ const configSchema = z
     FQ_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
     FQ_MODELS_DIR: z.string().default('./models'),
     FQ_DEFAULT_MODEL: z.string().optional(),
+    FQ_MODELS_POLL_MS: nonNegativeInt.default(2_000), // hot pickup's rescan of FQ_MODELS_DIR; 0: file-system events only
+    FQ_MODELS_WATCH: flag.default(true), // hot pickup on file-system events (missed on NFS/EFS: the poll covers those)
     FQ_DATA_DIR: z.string().default('./data'),
     FQ_DATASETS_DIR: z.string().optional(),
     FQ_WEIGHTS_DIR: z.string().optional(),
@@ -73,6 +75,9 @@ const configSchema = z
       port: e.FQ_PORT,
       modelsDir: path.resolve(e.FQ_MODELS_DIR),
       defaultModel: e.FQ_DEFAULT_MODEL,
+      /** Hot pickup: rescan FQ_MODELS_DIR this often (0: events only), and on file-system events. */
+      modelsPollMs: e.FQ_MODELS_POLL_MS,
+      modelsWatch: e.FQ_MODELS_WATCH,
       dataDir,
       datasetsDir: path.resolve(e.FQ_DATASETS_DIR ?? path.join(dataDir, 'datasets')),
       /** LPIPS/VGG16 and teacher weights for fine-tuning (never downloaded). */

@@ -1,6 +1,5 @@
 // Python children that cannot outlive this process, even after `kill -9`: the launcher, their environment, signalling their group.
 import path from 'node:path';
-import { withoutCudaFp32Pin } from './backends/onnx/cuda-fp32.ts';
 
 export const TRAINER_DIR = path.resolve(import.meta.dirname, '../trainer');
 
@@ -27,11 +26,19 @@ export function launcherArgs(module: string, args: string[]): string[] {
   return ['-c', LAUNCHER, String(process.pid), module, ...args];
 }
 
-/** The environment for a Python child: unbuffered, without the service's secret, and with its own say on TF32. */
+/** Variables this process set for itself that Python children must not inherit (see keepFromPythonChildren). */
+const ownVariables = new Set<string>(['FQ_ADMIN_TOKEN']);
+
+/** A variable this process set for its own sake (e.g. NVIDIA_TF32_OVERRIDE for onnxruntime's CUDA EP), not its children's. */
+export function keepFromPythonChildren(variable: string): void {
+  ownVariables.add(variable);
+}
+
+/** The environment for a Python child: unbuffered, without the service's secret or what the service set for itself. */
 export function childEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1' };
-  delete env.FQ_ADMIN_TOKEN;
-  return withoutCudaFp32Pin(env);
+  for (const variable of ownVariables) delete env[variable];
+  return env;
 }
 
 /** Signals a whole process group; a group that is already gone is fine. */

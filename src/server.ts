@@ -9,6 +9,7 @@ import type { Db } from './db/client.ts';
 import { createBodyParser } from './http/body-parser.ts';
 import { createPreprocessor } from './imaging/preprocess.ts';
 import { ModelRegistry } from './serving/model-registry.ts';
+import { ModelPickup } from './serving/model-pickup.ts';
 import { openJobs, type JobsService } from './jobs/jobs-service.ts';
 import { dataLayout } from './jobs/layout.ts';
 import { configureLogger, logger } from './logger.ts';
@@ -16,6 +17,8 @@ import { configureLogger, logger } from './logger.ts';
 export interface RunningServer {
   app: App;
   registry: ModelRegistry;
+  /** Hot pickup of FQ_MODELS_DIR. */
+  pickup: ModelPickup;
   /** Absent when the data directory could not be opened (read-only, full): inference serves without jobs. */
   jobs?: JobsService;
   db?: Db;
@@ -29,7 +32,8 @@ export interface RunningServer {
 export async function startServer(config: Config): Promise<RunningServer> {
   configureLogger({ level: config.logLevel, format: config.logFormat });
   const registry = new ModelRegistry({ ...config, defaultModel: config.defaultModel });
-  await registry.loadModelsDir(config.modelsDir);
+  const pickup = new ModelPickup(registry, { modelsDir: config.modelsDir, pollMs: config.modelsPollMs, watch: config.modelsWatch });
+  await pickup.start();
   const layout = dataLayout(config.dataDir, config.weightsDir);
   const opened = await openJobs({
     database: layout.database,
@@ -63,6 +67,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
     response.once('close', () => inFlight--);
   });
   jobs?.start();
+  if (config.defaultModel && registry.list().every((m) => m.name !== config.defaultModel)) {
+    logger.warn({ defaultModel: config.defaultModel, modelsDir: config.modelsDir }, 'FQ_DEFAULT_MODEL is not in the models folder (yet): not ready until it is');
+  }
   logger.info({ port, models: registry.list().map((m) => `${m.name}@${m.version}`), default: registry.defaultModel }, 'fqtok listening');
 
   let closing: Promise<void> | undefined;
@@ -81,11 +88,12 @@ export async function startServer(config: Config): Promise<RunningServer> {
       await closed;
       clearTimeout(grace);
       await jobs?.stop(); // trainers checkpoint and stop; their jobs resume at the next start
+      await pickup.close();
       db?.$client.close();
       await registry.close();
       await preprocessor.close();
       await bodies.close();
       logger.info({ dropped }, 'fqtok stopped');
     })());
-  return { app, registry, jobs, db, port, close, droppedAtShutdown: () => dropped };
+  return { app, registry, pickup, jobs, db, port, close, droppedAtShutdown: () => dropped };
 }

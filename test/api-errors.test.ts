@@ -7,6 +7,7 @@ import { writeNpz } from '../src/formats/npz.ts';
 import { makeImage } from './helpers/images.ts';
 import { ResponseValidator } from './helpers/openapi.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
+import { waitFor } from './helpers/wait.ts';
 
 let server: TestServer;
 let validator: ResponseValidator;
@@ -193,13 +194,7 @@ async function metric(url: string, name: string, labels = ''): Promise<number> {
   }, 0);
 }
 
-async function until(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = (what: string, check: () => Promise<boolean>) => waitFor(what, check, 20_000, 10);
 
 describe('overload and timeouts', () => {
   test('start-up refuses limits that could never serve a request: a queue smaller than FQ_MAX_IMAGES, a decode budget under one image', async () => {

@@ -12,6 +12,7 @@ import { readNpz, writeNpz } from '../src/formats/npz.ts';
 import { readSampleArchive } from '../src/formats/sample-archive.ts';
 import { makeImage } from './helpers/images.ts';
 import { ResponseValidator } from './helpers/openapi.ts';
+import { PYTHON } from './helpers/python.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 let server: TestServer;
@@ -218,7 +219,7 @@ import numpy as np
 with np.load(sys.argv[1]) as f:
     a = f['arr_0']
     print(json.dumps({'files': f.files, 'dtype': str(a.dtype), 'shape': list(a.shape), 'sha256': hashlib.sha256(a.tobytes()).hexdigest()}))`;
-    const { stdout } = await promisify(execFile)(process.env.FQ_PYTHON ?? '/usr/bin/python3', ['-c', script, file]);
+    const { stdout } = await promisify(execFile)(PYTHON, ['-c', script, file]);
     assert.deepEqual(JSON.parse(stdout), {
       files: ['arr_0'],
       dtype: 'uint8',

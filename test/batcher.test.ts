@@ -39,11 +39,19 @@ test('entries with different keys never share a run', async () => {
   assert.deepEqual(runs, [[1, 3], [2]]);
 });
 
-test('overload is refused at once with a Retry-After hint', async () => {
-  const { batcher } = recordingBatcher({ maxQueue: 2, maxBatch: 4, maxWaitMs: 50 });
-  const first = batcher.submit({ value: 1 }, 2);
-  await assert.rejects(batcher.submit({ value: 2 }, 1), (err: FqError) => err.kind === 'overloaded' && (err.retryAfterSeconds ?? 0) >= 1);
-  assert.equal(await first, 10);
+test('overload is refused at once, with a Retry-After from the runs ahead and how long a run takes', async () => {
+  // A run takes at least 1.1 s here; after one, 2 items held ahead (batches of 1) mean 3 runs to wait:
+  // at least ceil(3 x 1.1) = 4 s. (A hint that ignored the run time would say 1, the least it may say.)
+  const { batcher } = recordingBatcher({ maxQueue: 2, maxBatch: 1, maxWaitMs: 0, delayMs: 1100 });
+  assert.equal(await batcher.submit({ value: 1 }, 1), 10);
+  await new Promise((r) => setImmediate(r)); // the run's bookkeeping settles right after its results
+  const held = batcher.reserve(2);
+  assert.throws(
+    () => batcher.reserve(1),
+    (err: FqError) => err.kind === 'overloaded' && (err.retryAfterSeconds ?? 0) >= 4,
+  );
+  await assert.rejects(batcher.submit({ value: 2 }, 1), (err: FqError) => err.kind === 'overloaded' && (err.retryAfterSeconds ?? 0) >= 4);
+  held.release();
 });
 
 test('an entry whose caller left, or whose request passed its deadline, is dropped before it runs', async () => {
@@ -84,4 +92,18 @@ test('reserve admits a whole request or refuses it at once: too_large if it coul
   assert.equal(batcher.reserved, 0);
   batcher.reserve(4).release();
   assert.deepEqual(runs, [[1], [2]]);
+});
+
+test('drain waits for admitted requests: they still submit what they reserved, new ones are refused with the reason', async () => {
+  const { batcher, runs } = recordingBatcher({ maxWaitMs: 1 });
+  const admitted = batcher.reserve(2); // a request being prepared (its images decoded) when the model is unloaded
+  let drained = false;
+  const draining = batcher.drain('fqgan@1 is being unloaded').then(() => (drained = true));
+  assert.throws(() => batcher.reserve(1), (e: FqError) => e.kind === 'unavailable' && /fqgan@1 is being unloaded/.test(e.message));
+  await assert.rejects(batcher.submit({ value: 9 }, 1), (e: FqError) => e.kind === 'unavailable');
+  assert.equal(await batcher.submit({ value: 1 }, 1, { reservation: admitted }), 10);
+  assert.equal(drained, false, 'one reserved item is still held');
+  admitted.release(); // the request ends without its second item
+  await draining;
+  assert.deepEqual(runs, [[1]]);
 });

@@ -1,7 +1,7 @@
 // The bulk CLI: `fqtok encode` writes the reference extractor's layout, `fqtok decode` reverses it.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -10,10 +10,11 @@ import sharp from 'sharp';
 import { writeNpy, writeNpz } from '../src/formats/npz.ts';
 import { readSampleArchive } from '../src/formats/sample-archive.ts';
 import { makeImage } from './helpers/images.ts';
-import { ROOT, startTestServer, type TestServer } from './helpers/server.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+import { ROOT } from './helpers/paths.ts';
+import { PYTHON as python } from './helpers/python.ts';
 
 const run = promisify(execFile);
-const python = process.env.FQ_PYTHON ?? '/usr/bin/python3';
 
 function fqtok(...args: string[]) {
   return run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], {
@@ -33,7 +34,10 @@ before(async () => {
   }
   writeFileSync(path.join(dataset, 'images', 'dogs', 'broken.png'), 'not an image');
 });
-after(() => server.close());
+after(async () => {
+  await server.close();
+  rmSync(dataset, { recursive: true, force: true });
+});
 
 test('encode a class folder recursively in-process: int64 [1, A, h*w] codes, labels, an index; bad files skipped', async () => {
   const out = path.join(dataset, 'codes');
@@ -64,19 +68,19 @@ test('encode against a server gives the same codes as in-process; decode writes 
   const local = path.join(dataset, 'codes-local');
   const remote = path.join(dataset, 'codes-remote');
   const cats = path.join(dataset, 'images', 'cats');
-  await fqtok('encode', cats, '--out', local);
-  await fqtok('encode', cats, '--out', remote, '--server', server.url);
+  await fqtok('encode', cats, '--out', local, '--augment', 'flip');
+  await fqtok('encode', cats, '--out', remote, '--augment', 'flip', '--server', server.url);
   for (const f of ['0_vis.npy', '1_sem_mid.npy']) assert.deepEqual(readFileSync(path.join(local, f)), readFileSync(path.join(remote, f)));
   const images = path.join(dataset, 'decoded');
-  const { stdout } = await fqtok('decode', path.join(dataset, 'codes'), '--out', images);
-  assert.equal(JSON.parse(stdout).decoded, 10); // images: 5 codes x 2 views
-  const files = readdirSync(images).sort();
-  assert.equal(files.length, 10); // 5 images x 2 views
+  const { stdout } = await fqtok('decode', local, '--out', images);
+  assert.equal(JSON.parse(stdout).decoded, 4); // 2 images x 2 views
+  assert.deepEqual(readdirSync(images).sort(), ['0_0.png', '0_1.png', '1_0.png', '1_1.png']);
   const meta = await sharp(path.join(images, '0_1.png')).metadata();
   assert.deepEqual([meta.width, meta.height], [256, 256]);
   const viaServer = path.join(dataset, 'decoded-remote');
   await fqtok('decode', local, '--out', viaServer, '--server', server.url);
-  assert.deepEqual(readdirSync(viaServer).sort(), ['0.png', '1.png']);
+  assert.deepEqual(readdirSync(viaServer).sort(), readdirSync(images).sort());
+  for (const f of readdirSync(images)) assert.ok(readFileSync(path.join(viaServer, f)).equals(readFileSync(path.join(images, f))), f);
 });
 
 /** Every file of a codes folder (npy and index), by name. */

@@ -8,7 +8,10 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { createPreprocessor } from '../src/imaging/preprocess.ts';
-import { ADMIN_TOKEN, bearer, CPU, exportTinyModel, makeDataset, PYTHON, tinyHyperparameters, waitFor } from './helpers/finetune.ts';
+import { ADMIN_TOKEN, bearer, CPU, makeDataset, tinyHyperparameters } from './helpers/finetune.ts';
+import { exportModel } from './helpers/export-model.ts';
+import { PYTHON } from './helpers/python.ts';
+import { waitFor } from './helpers/wait.ts';
 import { makeImage } from './helpers/images.ts';
 import { ResponseValidator } from './helpers/openapi.ts';
 import { ROOT, startTestServer, type TestServer } from './helpers/server.ts';
@@ -27,7 +30,7 @@ const raw = async (png: ArrayBuffer | Buffer) => sharp(Buffer.from(png as ArrayB
 
 before(async () => {
   tmp = await mkdtemp(path.join(tmpdir(), 'fqtok-console-api-'));
-  await exportTinyModel(path.join(tmp, 'models', 'tiny'));
+  await exportModel(path.join(tmp, 'models', 'tiny'), { preset: 'test-16' });
   const datasets = path.join(tmp, 'datasets');
   await makeDataset(path.join(datasets, 'photos'), 4);
   await makeDataset(path.join(datasets, 'nested', 'a'), 2);

@@ -7,7 +7,10 @@ import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import type { ElementHandle, Page } from 'puppeteer-core';
 import { launchBrowser, openTab, type TestBrowser } from './helpers/browser.ts';
-import { ADMIN_TOKEN, exportTinyModel, makeDataset, PYTHON, waitFor } from './helpers/finetune.ts';
+import { ADMIN_TOKEN, makeDataset } from './helpers/finetune.ts';
+import { exportModel } from './helpers/export-model.ts';
+import { PYTHON } from './helpers/python.ts';
+import { waitFor } from './helpers/wait.ts';
 import { ROOT, startTestServer, type TestServer } from './helpers/server.ts';
 
 /** Screenshots land here; CI keeps the folder (copies chosen for the README are committed under docs/screenshots). */
@@ -41,7 +44,7 @@ before(async () => {
   const models = path.join(tmp, 'models');
   await mkdir(models);
   await cp(path.join(ROOT, 'models', SHIPPED), path.join(models, SHIPPED), { recursive: true });
-  await exportTinyModel(path.join(models, 'tiny-16')); // a smaller base for a quick CPU fine-tune
+  await exportModel(path.join(models, 'tiny-16'), { preset: 'test-16' }); // a smaller base for a quick CPU fine-tune
   await makeDataset(path.join(tmp, 'datasets', 'photos'), 6);
   photo = path.join(tmp, 'photo.jpg');
   await makePhoto(photo);

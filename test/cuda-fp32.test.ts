@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { test } from 'node:test';
-import { ROOT } from './helpers/server.ts';
+import { ROOT } from './helpers/paths.ts';
 
 /** What a fresh process sees after pinCudaFp32(): its own variable, the NVIDIA libraries' view, and a Python child's. */
 async function afterPin(env: Record<string, string | undefined>): Promise<[string | null, boolean, string | null]> {

@@ -66,13 +66,18 @@ describe('default model fqgan-triple-vq16-tiny', () => {
   let manifest: Manifest;
   let encoder: ort.InferenceSession;
   let decoder: ort.InferenceSession;
-  let tokens: Record<string, ort.Tensor>;
 
   before(async () => {
     manifest = JSON.parse(await readFile(path.join(MODEL_DIR, 'manifest.json'), 'utf8')) as Manifest;
     encoder = await ort.InferenceSession.create(path.join(MODEL_DIR, manifest.encoder.file));
     decoder = await ort.InferenceSession.create(path.join(MODEL_DIR, manifest.decoder.file));
   });
+
+  /** The generated picture and its mirror, encoded: a batch of two different images. */
+  async function encodeTestImages(): Promise<Record<string, ort.Tensor>> {
+    const image = await testImage(manifest.image_size);
+    return encoder.run({ [manifest.encoder.input]: concatBatch(image, mirrored(image)) });
+  }
 
   test('manifest describes a Triple VQ-16 with the released codebook shape', async () => {
     assert.equal(manifest.variant, 'triple');
@@ -98,9 +103,7 @@ describe('default model fqgan-triple-vq16-tiny', () => {
   });
 
   test('encodes a generated image into in-range token grids', async () => {
-    const image = await testImage(manifest.image_size);
-    const batch = concatBatch(image, mirrored(image));
-    tokens = await encoder.run({ [manifest.encoder.input]: batch });
+    const tokens = await encodeTestImages();
     const [h, w] = manifest.grid;
     for (const { name, size } of manifest.codebooks) {
       const grid = tokens[name]!;
@@ -114,6 +117,7 @@ describe('default model fqgan-triple-vq16-tiny', () => {
 
   test('decodes the grids back to images; the mask changes the picture', async () => {
     const k = manifest.codebooks.length;
+    const tokens = await encodeTestImages();
     const run = async (mask: number[]) => {
       const feeds: Record<string, ort.Tensor> = {
         [manifest.decoder.mask]: new ort.Tensor('float32', Float32Array.from(mask), [k]),

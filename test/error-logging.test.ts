@@ -4,9 +4,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { exportRandomModel } from './helpers/export-model.ts';
+import { exportModel } from './helpers/export-model.ts';
 import { makeImage } from './helpers/images.ts';
-import { ROOT } from './helpers/server.ts';
+import { ROOT } from './helpers/paths.ts';
 import { startServerProcess, type ServerProcess } from './helpers/server-process.ts';
 
 const ERROR = 50; // pino's level number for error
@@ -18,7 +18,7 @@ before(async () => {
   work = mkdtempSync(path.join(tmpdir(), 'fqtok-logs-'));
   // A model whose manifest disagrees with its ONNX graph (a hand-edited image_size): every encode fails in onnxruntime.
   const broken = path.join(work, 'models', 'broken');
-  await exportRandomModel(broken, { preset: 'test-16', imageSize: 128 });
+  await exportModel(broken, { preset: 'test-16', imageSize: 128 });
   const manifest = JSON.parse(readFileSync(path.join(broken, 'manifest.json'), 'utf8')) as { image_size: number };
   manifest.image_size = 64;
   writeFileSync(path.join(broken, 'manifest.json'), JSON.stringify(manifest));
@@ -45,11 +45,7 @@ function linesOf(server: ServerProcess, requestId: string) {
  * answer goes out, so every line of the request is in the pipe by then; only our reading may lag.
  */
 async function logged(server: ServerProcess, requestId: string) {
-  const deadline = Date.now() + 10_000;
-  while (linesOf(server, requestId).length === 0) {
-    if (Date.now() > deadline) throw new Error(`no log line with requestId ${requestId}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await server.waitForLog(`a log line with requestId ${requestId}`, (l) => l.requestId === requestId, 10_000);
   return linesOf(server, requestId);
 }
 

@@ -7,11 +7,12 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
-import { exportRandomModel } from './helpers/export-model.ts';
+import { exportModel } from './helpers/export-model.ts';
+import { PYTHON } from './helpers/python.ts';
 import { makeImage } from './helpers/images.ts';
-import { ROOT, startTestServer, type TestServer } from './helpers/server.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+import { ROOT } from './helpers/paths.ts';
 
-const PYTHON = process.env.FQ_PYTHON ?? '/usr/bin/python3';
 const MODEL = 'small-128';
 const run = promisify(execFile);
 
@@ -20,7 +21,7 @@ let server: TestServer | undefined;
 
 before(async () => {
   modelsDir = mkdtempSync(path.join(tmpdir(), 'fqtok-128-'));
-  await exportRandomModel(path.join(modelsDir, MODEL), { preset: 'test-16', imageSize: 128, seed: 3 });
+  await exportModel(path.join(modelsDir, MODEL), { preset: 'test-16', imageSize: 128, seed: 3 });
   server = await startTestServer({ FQ_MODELS_DIR: modelsDir, FQ_DATA_DIR: path.join(modelsDir, 'data') });
 }, { timeout: 180_000 });
 

@@ -5,9 +5,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { makeImage } from './helpers/images.ts';
-import { ADMIN_TOKEN, bearer, CPU, exportTinyModel, makeDataset, tinyHyperparameters, waitFor } from './helpers/finetune.ts';
+import { exportModel } from './helpers/export-model.ts';
+import { ADMIN_TOKEN, bearer, CPU, makeDataset, tinyHyperparameters } from './helpers/finetune.ts';
 import { ResponseValidator } from './helpers/openapi.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
+import { waitFor } from './helpers/wait.ts';
 
 let tmp: string;
 let server: TestServer;
@@ -60,11 +62,13 @@ const waitForStatus = (id: string, ...statuses: string[]) =>
 
 before(async () => {
   tmp = await mkdtemp(path.join(tmpdir(), 'fqtok-jobs-'));
-  await exportTinyModel(path.join(tmp, 'models', 'tiny'));
+  await exportModel(path.join(tmp, 'models', 'tiny'), { preset: 'test-16' });
   // The same model with no checkpoint in its manifest: served, but not fine-tunable.
   await cp(path.join(tmp, 'models', 'tiny'), path.join(tmp, 'models', 'nockpt'), { recursive: true });
   const manifestFile = path.join(tmp, 'models', 'nockpt', 'manifest.json');
-  await writeFile(manifestFile, JSON.stringify({ ...JSON.parse(await readFile(manifestFile, 'utf8')), checkpoint: null }));
+  const { files, ...manifest } = JSON.parse(await readFile(manifestFile, 'utf8')) as { files: Record<string, unknown> };
+  delete files['checkpoint.pt']; // a consistent folder: its manifest lists only the files it holds
+  await writeFile(manifestFile, JSON.stringify({ ...manifest, checkpoint: null, weights: null, files }));
   await rm(path.join(tmp, 'models', 'nockpt', 'checkpoint.pt'));
 
   const datasets = path.join(tmp, 'datasets');
@@ -205,12 +209,18 @@ async function readSse(res: Response, timeoutMs = 150_000): Promise<{ id: string
 }
 
 describe('a fine-tuning run', () => {
+  const headers = { ...bearer(), 'idempotency-key': 'run-1' };
+  let created: Response;
   let job: Job;
 
+  // The run every test below looks at, started here so that each of them also runs alone.
+  before(async () => {
+    created = await api('POST', '/jobs/finetune', '/jobs/finetune', request({ hyperparameters: tinyHyperparameters(3) }), headers);
+    job = (await created.clone().json()) as Job;
+  });
+
   test('202 with Location; an Idempotency-Key retry answers with the same job', async () => {
-    const headers = { ...bearer(), 'idempotency-key': 'run-1' };
-    const res = await api('POST', '/jobs/finetune', '/jobs/finetune', request({ hyperparameters: tinyHyperparameters(3) }), headers);
-    job = (await res.json()) as Job;
+    const res = created;
     assert.equal(res.status, 202, JSON.stringify(job));
     assert.equal(res.headers.get('location'), `/jobs/${job.id}`);
     assert.ok(['queued', 'running'].includes(job.status));
@@ -244,8 +254,8 @@ describe('a fine-tuning run', () => {
   });
 
   test('succeeded: the result is a served model version that encodes at once', async () => {
-    const done = await getJob(job.id);
-    assert.equal(done.status, 'succeeded');
+    const done = await waitForStatus(job.id, 'succeeded', 'failed', 'cancelled');
+    assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
     assert.deepEqual(done.result, { model: 'mine', version: 1 });
     assert.equal(done.progress.step, 3);
 
@@ -262,6 +272,7 @@ describe('a fine-tuning run', () => {
   });
 
   test('the JSON event page, metrics and checkpoints', async () => {
+    await waitForStatus(job.id, 'succeeded', 'failed', 'cancelled');
     const page = (await (await api('GET', '/jobs/{id}/events', `/jobs/${job.id}/events?limit=2`)).json()) as { data: { id: number }[]; has_more: boolean; next_cursor: number };
     assert.equal(page.data.length, 2);
     assert.equal(page.has_more, true);
@@ -280,6 +291,7 @@ describe('a fine-tuning run', () => {
   test('metrics come in pages of events, oldest first, with a cursor to the next page', async () => {
     type MetricsPage = { steps: { step: number }[]; evals: unknown[]; has_more: boolean; next_cursor: number | null };
     const metrics = async (query: string) => (await (await api('GET', '/jobs/{id}/metrics', `/jobs/${job.id}/metrics${query}`)).json()) as MetricsPage;
+    await waitForStatus(job.id, 'succeeded', 'failed', 'cancelled');
     const whole = await metrics('');
     assert.deepEqual([whole.has_more, whole.next_cursor], [false, null]);
 
@@ -302,16 +314,15 @@ describe('a fine-tuning run', () => {
     assert.equal((await api('GET', '/jobs/{id}/metrics', `/jobs/${job.id}/metrics?limit=10001`)).status, 400);
   });
 
-  test('a fine-tuned model can be fine-tuned again: its version carries its checkpoint', async () => {
+  test('a fine-tuned model can be fine-tuned again (its version carries its checkpoint); versions: a shipped one or the default cannot be deleted, a fine-tuned one can, and stops serving', async () => {
+    assert.equal((await waitForStatus(job.id, 'succeeded', 'failed', 'cancelled')).status, 'succeeded');
     const res = await api('POST', '/jobs/finetune', '/jobs/finetune', request({ base_model: 'mine', output_model: 'tiny', hyperparameters: tinyHyperparameters(1) }));
     const again = (await res.json()) as Job;
     assert.equal(res.status, 202, JSON.stringify(again));
     const done = await waitForStatus(again.id, 'succeeded', 'failed');
     assert.equal(done.status, 'succeeded', JSON.stringify(done.error));
     assert.deepEqual(done.result, { model: 'tiny', version: 2 }, 'a shipped name continues at version 2');
-  });
 
-  test('versions: a shipped one or the default cannot be deleted; a fine-tuned one can, and stops serving', async () => {
     assert.equal((await api('DELETE', '/models/{name}/versions/{version}', '/models/tiny/versions/1')).status, 409);
     assert.equal((await api('DELETE', '/models/{name}/versions/{version}', '/models/tiny/versions/2')).status, 409); // the default serves it
     assert.equal((await api('DELETE', '/models/{name}/versions/{version}', '/models/mine/versions/7')).status, 404);
@@ -349,14 +360,20 @@ describe('cancel', () => {
   });
 
   test('list: filter by status, newest first, cursor pagination', async () => {
+    // Jobs of its own: one that ends and one cancelled while queued behind it (FQ_JOB_CONCURRENCY is 1).
+    const first = (await (await api('POST', '/jobs/finetune', '/jobs/finetune', request({ output_model: 'listed', hyperparameters: tinyHyperparameters(1) }))).json()) as Job;
+    const second = (await (await api('POST', '/jobs/finetune', '/jobs/finetune', request({ output_model: 'never' }))).json()) as Job;
+    await api('POST', '/jobs/{id}/cancel', `/jobs/${second.id}/cancel`);
+    await waitForStatus(first.id, 'succeeded', 'failed', 'cancelled');
     const all = (await (await api('GET', '/jobs', '/jobs?limit=100')).json()) as { data: Job[] };
+    assert.ok(all.data.findIndex((j) => j.id === second.id) < all.data.findIndex((j) => j.id === first.id), 'newest first');
     const cancelled = (await (await api('GET', '/jobs', '/jobs?status=cancelled')).json()) as { data: Job[] };
-    assert.equal(cancelled.data.length, 3);
-    assert.ok(cancelled.data.every((j) => j.status === 'cancelled'));
-    const first = (await (await api('GET', '/jobs', '/jobs?limit=2')).json()) as { data: Job[]; has_more: boolean; next_cursor: string };
-    const second = (await (await api('GET', '/jobs', `/jobs?limit=100&after=${first.next_cursor}`)).json()) as { data: Job[] };
-    assert.equal(first.has_more, true);
-    assert.deepEqual([...first.data, ...second.data].map((j) => j.id), all.data.map((j) => j.id));
+    assert.ok(cancelled.data.some((j) => j.id === second.id));
+    assert.deepEqual(cancelled.data.map((j) => j.id), all.data.filter((j) => j.status === 'cancelled').map((j) => j.id));
+    const page1 = (await (await api('GET', '/jobs', '/jobs?limit=1')).json()) as { data: Job[]; has_more: boolean; next_cursor: string };
+    const page2 = (await (await api('GET', '/jobs', `/jobs?limit=100&after=${page1.next_cursor}`)).json()) as { data: Job[] };
+    assert.equal(page1.has_more, true);
+    assert.deepEqual([...page1.data, ...page2.data].map((j) => j.id), all.data.map((j) => j.id));
     assert.equal((await api('GET', '/jobs/{id}', '/jobs/ftjob-nope')).status, 404);
   });
 });

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, test } from 'node:test';
 import { writeNpz } from '../src/formats/npz.ts';
-import { ROOT } from './helpers/server.ts';
+import { ROOT } from './helpers/paths.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'fqtok-logging-'));
 after(() => rmSync(work, { recursive: true, force: true }));

@@ -8,8 +8,8 @@ import { test } from 'node:test';
 import { FqError } from '../src/errors.ts';
 import { readNpz, writeNpz } from '../src/formats/npz.ts';
 import { deflatedZeros, uint8TokenNpz, understatedZip, zip64EntryCountBomb } from './helpers/hostile-bodies.ts';
+import { PYTHON as python } from './helpers/python.ts';
 
-const python = process.env.FQ_PYTHON ?? '/usr/bin/python3';
 
 test('numpy.load reads our NPZ; we read numpy savez and savez_compressed files', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'fqtok-npz-'));

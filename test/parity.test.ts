@@ -1,15 +1,12 @@
 // ONNX export parity: onnxruntime-node must reproduce the PyTorch tokens exactly and its decodes within 1e-3.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
+import { exportModel } from './helpers/export-model.ts';
 
-const TRAINER_DIR = fileURLToPath(new URL('../trainer/', import.meta.url));
-const PYTHON = process.env.FQ_PYTHON ?? '/usr/bin/python3';
 const DECODE_TOLERANCE = 1e-3;
 // ORT and PyTorch encoders differ by ~2e-5 on the unit vectors the search compares, so a token
 // whose best code beats the runner-up by less than this is a float32 tie: either runtime may pick
@@ -32,16 +29,6 @@ interface Fixture {
   index: FixtureIndex;
   float32(name: string): Promise<ort.Tensor>;
   int64(name: string): Promise<ort.Tensor>;
-}
-
-function runExporter(args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, ['-m', 'fqgan.export', ...args], { cwd: TRAINER_DIR, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`fqgan.export exited ${code}:\n${stderr}`))));
-  });
 }
 
 async function openFixture(dir: string): Promise<Fixture> {
@@ -111,16 +98,19 @@ for (const { preset, variant, grid } of [
     let decoder: ort.InferenceSession;
     let fixture: Fixture;
 
-    test('exports and loads', { timeout: 180_000 }, async () => {
+    // Every test below reads what this hook makes, so that each runs alone too.
+    before(async () => {
       const root = await mkdtemp(path.join(tmpdir(), 'fqtok-parity-'));
       scratch.push(root);
       const modelDir = path.join(root, 'model');
       const fixtureDir = path.join(root, 'fixture');
-      await runExporter(['--random', '--preset', preset, '--variant', variant, '--seed', '11', '--out', modelDir, '--fixture', fixtureDir]);
+      await exportModel(modelDir, { preset, variant: variant as 'triple' | 'dual', seed: 11, fixture: fixtureDir });
       encoder = await ort.InferenceSession.create(path.join(modelDir, 'encoder.onnx'));
       decoder = await ort.InferenceSession.create(path.join(modelDir, 'decoder.onnx'));
       fixture = await openFixture(fixtureDir);
+    }, { timeout: 180_000 });
 
+    test('the exported graphs have the manifest\'s input and output names', () => {
       const names = fixture.index.codebooks;
       assert.deepEqual(encoder.inputNames, ['image']);
       assert.deepEqual(encoder.outputNames, names);

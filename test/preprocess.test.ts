@@ -13,6 +13,7 @@ import { resample } from './helpers/pil-resample.ts';
 import { createPreprocessor, cropsToNchw, type Augment, type Orientation } from '../src/imaging/preprocess.ts';
 import { centerCropArr, centerCropResizes, cropWindow, roundHalfEven } from '../src/imaging/reference-crop.ts';
 import type { RgbImage } from '../src/imaging/rgb-image.ts';
+import { PYTHON as python } from './helpers/python.ts';
 
 interface FixtureCase {
   file: string;
@@ -33,7 +34,6 @@ interface Manifest {
   bad: { file: string; kind: 'bad_image' | 'too_large'; pillow_refuses: boolean | null }[];
 }
 
-const python = process.env.FQ_PYTHON || '/usr/bin/python3';
 const fixtures = mkdtempSync(join(tmpdir(), 'fqtok-pil-'));
 execFileSync(python, [new URL('./fixtures/make_pil_crops.py', import.meta.url).pathname, fixtures], { stdio: 'inherit' });
 const manifest = JSON.parse(readFileSync(join(fixtures, 'manifest.json'), 'utf8')) as Manifest;

@@ -11,7 +11,9 @@ import sharp from 'sharp';
 import { readNpz, writeNpz } from '../src/formats/npz.ts';
 import { readSampleArchive } from '../src/formats/sample-archive.ts';
 import { makeImage } from './helpers/images.ts';
-import { ROOT, startTestServer, type TestServer } from './helpers/server.ts';
+import { PYTHON } from './helpers/python.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+import { ROOT } from './helpers/paths.ts';
 
 let server: TestServer;
 before(async () => {
@@ -22,7 +24,7 @@ after(() => server.close());
 test('examples/client.py encodes to NPZ with numpy and decodes back to a PNG', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'fqtok-client-'));
   writeFileSync(path.join(dir, 'in.jpg'), await makeImage(333, 250, 'jpeg'));
-  const { stdout } = await promisify(execFile)(process.env.FQ_PYTHON ?? '/usr/bin/python3', [
+  const { stdout } = await promisify(execFile)(PYTHON, [
     path.join(ROOT, 'examples/client.py'),
     server.url,
     path.join(dir, 'in.jpg'),
@@ -37,8 +39,7 @@ test('examples/client.py encodes to NPZ with numpy and decodes back to a PNG', a
 
 test('examples/generator_client.py turns [B, h*w] index tensors into an evaluation archive and PNGs equal to the grid form', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'fqtok-generator-'));
-  const python = process.env.FQ_PYTHON ?? '/usr/bin/python3';
-  const { stdout } = await promisify(execFile)(python, [
+  const { stdout } = await promisify(execFile)(PYTHON, [
     path.join(ROOT, 'examples/generator_client.py'),
     server.url,
     ...['--batches', '2', '--batch-size', '3', '--seed', '7'],
@@ -50,7 +51,7 @@ test('examples/generator_client.py turns [B, h*w] index tensors into an evaluati
 import numpy as np
 a = np.load(sys.argv[1])['arr_0']
 print(json.dumps([str(a.dtype), list(a.shape), hashlib.sha256(a.tobytes()).hexdigest()]))`;
-  const [dtype, shape, sha] = JSON.parse((await promisify(execFile)(python, ['-c', script, path.join(dir, 'samples.npz')])).stdout) as [string, number[], string];
+  const [dtype, shape, sha] = JSON.parse((await promisify(execFile)(PYTHON, ['-c', script, path.join(dir, 'samples.npz')])).stdout) as [string, number[], string];
   assert.deepEqual([dtype, shape], ['uint8', [6, 256, 256, 3]]);
   // The same indices as [N, 16, 16] grids, decoded by the server, give the very same pixels.
   const indices = await readNpz(readFileSync(path.join(dir, 'indices.npz')), { maxBytes: 1 << 30 });

@@ -9,10 +9,11 @@ import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import { writeNpy, writeNpz } from '../src/formats/npz.ts';
 import { ResponseValidator } from './helpers/openapi.ts';
-import { ROOT, startTestServer, type TestServer } from './helpers/server.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+import { ROOT } from './helpers/paths.ts';
+import { PYTHON as python } from './helpers/python.ts';
 
 const run = promisify(execFile);
-const python = process.env.FQ_PYTHON ?? '/usr/bin/python3';
 const CODEBOOKS = ['vis', 'sem_mid', 'sem_high'];
 const CELLS = 256;
 

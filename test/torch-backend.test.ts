@@ -1,19 +1,22 @@
 // The torch backend through HTTP on the shipped model: same tokens and decodes as onnx, and worker faults.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { appendFile, cp, mkdir, mkdtemp, readdir, readFile, rm, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { readNpz } from '../src/formats/npz.ts';
+import { exportModel } from './helpers/export-model.ts';
 import { makeImage } from './helpers/images.ts';
-import { ROOT, startTestServer, type TestServer } from './helpers/server.ts';
+import { PYTHON } from './helpers/python.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+import { ROOT } from './helpers/paths.ts';
+import { startServerProcess } from './helpers/server-process.ts';
+import { alive, waitFor } from './helpers/wait.ts';
 
 const run = promisify(execFile);
-const PYTHON = process.env.FQ_PYTHON ?? '/usr/bin/python3';
 const SHIPPED = path.join(ROOT, 'models', 'fqgan-triple-vq16-tiny');
 // Tokens with a clear margin must be identical; a float32 tie (the two runtimes differ by ~1e-5 on
 // the vectors compared) may flip, at most one token in a thousand (as test/parity.test.ts allows).
@@ -133,7 +136,7 @@ describe('torch backend on CPU vs onnx, through HTTP', () => {
 
   test('a version exported from a checkpoint (as fine-tuning publishes) serves from its weights.pt', async () => {
     const out = path.join(scratch, 'converted');
-    await run(PYTHON, ['-m', 'fqgan.export', '--checkpoint', path.join(SHIPPED, 'checkpoint.pt'), '--out', out], { cwd: path.join(ROOT, 'trainer') });
+    await exportModel(out, { checkpoint: path.join(SHIPPED, 'checkpoint.pt') });
     const manifest = JSON.parse(await readFile(path.join(out, 'manifest.json'), 'utf8')) as { weights: { file: string; sha256: string } };
     assert.equal(manifest.weights.file, 'weights.pt');
     assert.match(manifest.weights.sha256, /^[0-9a-f]{64}$/);
@@ -147,14 +150,7 @@ describe('torch backend on CPU vs onnx, through HTTP', () => {
 
 describe('torch worker faults', () => {
   const pidOf = (server: TestServer, model?: string) => server.registry.get(model).backendInfo.pid!;
-
-  async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await condition())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
+  const until = (what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 60_000) => waitFor(what, condition, timeoutMs);
 
   test('a worker killed during a request: that request gets 503 with Retry-After, the next one succeeds', async () => {
     const pid = pidOf(torch);
@@ -218,53 +214,17 @@ describe('torch worker faults', () => {
 
 describe('torch worker lifetime', () => {
   test('workers die with the service after kill -9', { timeout: 120_000 }, async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/main.ts')], {
-      cwd: ROOT,
-      env: { ...process.env, FQ_BACKEND: 'torch', FQ_PYTHON: PYTHON, FQ_PORT: '0', FQ_HOST: '127.0.0.1', FQ_DATA_DIR: path.join(scratch, 'data'), FQ_LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'ignore', 'pipe'], // the log goes to stderr
-    });
+    const service = await startServerProcess({ FQ_BACKEND: 'torch', FQ_PYTHON: PYTHON });
     let workerPid: number | undefined;
     try {
-      // The worker's pid comes from the service's log; a service that never gets there fails the test.
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('the service did not start within 90 s')), 90_000);
-        createInterface({ input: child.stderr! }).on('line', (line) => {
-          let entry: { msg?: string; pid?: number } = {};
-          try {
-            entry = JSON.parse(line) as typeof entry;
-          } catch {
-            return; // not a log line
-          }
-          if (entry.msg === 'torch worker ready') workerPid = entry.pid;
-          if (entry.msg === 'fqtok listening') {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-        child.once('exit', (code) => reject(new Error(`the service exited with ${code} before listening`)));
-      });
-      assert.ok(workerPid, 'the service logged its worker');
-      process.kill(child.pid!, 'SIGKILL');
-      const alive = () => {
-        try {
-          process.kill(workerPid!, 0);
-          return true;
-        } catch {
-          return false;
-        }
-      };
-      const deadline = Date.now() + 20_000;
-      while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      assert.equal(alive(), false, `worker ${workerPid} outlived the service`);
+      // The worker's pid comes from the service's log.
+      workerPid = (await service.waitForLog('the worker to be ready', (l) => l.msg === 'torch worker ready')).pid as number;
+      assert.ok(workerPid && alive(workerPid), 'the service logged its worker');
+      service.child.kill('SIGKILL');
+      await waitFor(`worker ${workerPid} to end with the service`, () => !alive(workerPid!), 20_000);
     } finally {
-      child.kill('SIGKILL');
-      if (workerPid) {
-        try {
-          process.kill(workerPid, 'SIGKILL');
-        } catch {
-          /* gone, as it should be */
-        }
-      }
+      await service.close();
+      if (workerPid && alive(workerPid)) process.kill(workerPid, 'SIGKILL');
     }
   });
 });
@@ -279,7 +239,7 @@ describe('fqtok encode --backend torch', () => {
       outs[backend] = path.join(scratch, `codes-${backend}`);
       await run(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'encode', images, '--out', outs[backend]!, '--augment', 'flip', '--backend', backend], {
         cwd: ROOT,
-        env: { ...process.env, FQ_PYTHON: PYTHON, FQ_LOG_LEVEL: 'silent', FQ_DATA_DIR: path.join(scratch, 'data') },
+        env: { ...process.env, FQ_PYTHON: PYTHON, FQ_DATA_DIR: path.join(scratch, 'data') },
         timeout: 180_000,
       });
     }

@@ -28,6 +28,8 @@ export const manifestSchema = z
     weights: z.object({ file: z.string(), sha256: z.string(), format: z.string().optional() }).nullish(),
     config: z.record(z.string(), z.unknown()).optional(),
     produced_by: z.record(z.string(), z.unknown()).optional(),
+    /** Every file of the folder but the manifest, with its size and sha256: a folder is loaded only when all match. */
+    files: z.record(z.string(), z.object({ bytes: z.number().int().nonnegative(), sha256: z.string().regex(/^[0-9a-f]{64}$/) })).optional(),
   })
   .passthrough();
 

@@ -86,8 +86,8 @@ export async function localTokenizer(config: Config, options: LocalOptions = {})
   const registry = new ModelRegistry({ ...config, batchingFor });
   const loading = new Map<string, Promise<ServedModel>>();
   const served = (name?: string): Promise<ServedModel> => {
-    const { name: found, dir } = folder(name);
-    if (!loading.has(found)) loading.set(found, registry.load(found, 1, dir));
+    const { name: found, version, dir } = folder(name);
+    if (!loading.has(found)) loading.set(found, registry.load(found, version, dir));
     return loading.get(found)!;
   };
   let preprocessor: Preprocessor | undefined; // started by the first encode; crops to each model's image_size
@@ -106,8 +106,8 @@ export async function localTokenizer(config: Config, options: LocalOptions = {})
       return { tokens: batch.tokens, codebooks: batch.codebooks, views: batch.views.length, cells: batch.grid[0] * batch.grid[1] };
     },
     async describe(model) {
-      const { name, dir } = folder(model);
-      return modelInfo(`${name}@1`, await readManifest(dir));
+      const { name, version, dir } = folder(model);
+      return modelInfo(`${name}@${version}`, await readManifest(dir));
     },
     async decode(set, options) {
       return decodeGrids(await served(options.model), set, { format: options.format });

@@ -15,7 +15,7 @@ export async function modelsCommand(config: Config, server: string | undefined):
   const defaultName = pickModelFolder(folders, undefined, config.defaultModel).name;
   // Where each would run (execution provider, device, readiness) is known only once it runs: ask a server.
   const models = await Promise.all(
-    folders.map(async ({ name, dir }) => ({ name, version: 1, default: name === defaultName, ...manifestFacts(await readManifest(dir)) })),
+    folders.map(async ({ name, version, dir }) => ({ name, version, default: name === defaultName, ...manifestFacts(await readManifest(dir)) })),
   );
   return { default: defaultName, models };
 }

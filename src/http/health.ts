@@ -45,6 +45,10 @@ export function healthRoutes(deps: AppDeps) {
       if (deps.lifecycle.shuttingDown) throw new FqError('unavailable', 'shutting down', { retryAfterSeconds: 1 });
       if (deps.registry.size === 0) throw new FqError('unavailable', 'no model is loaded', { retryAfterSeconds: 5 });
       const models = deps.registry.list();
+      const wanted = deps.registry.defaultModel;
+      if (wanted && !models.some((m) => m.name === wanted)) {
+        throw new FqError('unavailable', `the default model '${wanted}' is not loaded (FQ_DEFAULT_MODEL; not in the models folder)`, { retryAfterSeconds: 5 });
+      }
       const broken = models.filter((m) => !m.health.ready);
       if (broken.length > 0) {
         const reasons = broken.map((m) => `${m.name}@${m.version}: ${m.health.reason ?? 'not ready'}`).join('; ');

@@ -21,6 +21,7 @@ function describe(served: ServedModel, isDefault: boolean) {
     precision,
     ready: health.ready,
     not_ready_reason: health.reason ?? null,
+    loaded_at: served.loadedAt.toISOString(),
     ...manifestFacts(served.model.manifest),
   };
 }
@@ -62,9 +63,14 @@ export function modelRoutes(deps: AppDeps) {
     .openapi(getRoute, (c) => {
       const { name } = c.req.valid('param');
       const served = deps.registry.get(name, c.req.valid('query').version);
-      const versions = deps.registry.list().filter((s) => s.name === name).map((s) => s.version);
+      const loaded = deps.registry.list().filter((s) => s.name === name);
       return c.json(
-        { ...describe(served, name === deps.registry.defaultModel), versions, manifest: served.model.manifest as Record<string, unknown> },
+        {
+          ...describe(served, name === deps.registry.defaultModel),
+          versions: loaded.map((s) => s.version),
+          loaded_versions: loaded.map((s) => ({ version: s.version, loaded_at: s.loadedAt.toISOString() })),
+          manifest: served.model.manifest as Record<string, unknown>,
+        },
         200,
       );
     });

@@ -216,6 +216,7 @@ export const ModelSchema = z
     precision: z.string().openapi({ description: 'fp32, tf32, bf16 or fp16' }),
     ready: z.boolean(),
     not_ready_reason: z.string().nullable(),
+    loaded_at: z.string().openapi({ description: 'When this version began to serve (ISO 8601): at start-up, or when hot pickup found it in the models folder' }),
     variant: z.enum(['triple', 'dual']),
     image_size: z.number().int(),
     downsample: z.number().int(),
@@ -226,6 +227,9 @@ export const ModelSchema = z
 
 export const ModelDetailSchema = ModelSchema.extend({
   versions: z.array(z.number().int()),
+  loaded_versions: z
+    .array(z.object({ version: z.number().int(), loaded_at: z.string() }))
+    .openapi({ description: 'Every served version and when it was loaded (ISO 8601)' }),
   manifest: z.record(z.string(), z.unknown()),
 }).openapi('ModelDetail');
 

@@ -52,7 +52,8 @@ interface Entry<P, R> {
 class HeldRoom implements Reservation {
   constructor(
     private left: number,
-    private readonly giveBack: (items: number) => void,
+    /** `released`: the items leave for good (true) or move into the queue (false). */
+    private readonly giveBack: (items: number, released: boolean) => void,
   ) {}
 
   get remaining(): number {
@@ -63,11 +64,11 @@ class HeldRoom implements Reservation {
   take(items: number): void {
     if (items > this.left) throw new Error(`submitting ${items} items from a reservation of ${this.left}`);
     this.left -= items;
-    this.giveBack(items);
+    this.giveBack(items, false);
   }
 
   release(): void {
-    this.giveBack(this.left);
+    this.giveBack(this.left, true);
     this.left = 0;
   }
 }
@@ -80,7 +81,8 @@ export class MicroBatcher<P, R> {
   private running = false;
   private timer: NodeJS.Timeout | undefined;
   private avgBatchMs = 0;
-  private closed = false;
+  /** Set by drain(): why new requests are refused (shutting down, the model being unloaded). */
+  private closedReason: string | undefined;
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly options: BatcherOptions<P, R>) {}
@@ -102,11 +104,14 @@ export class MicroBatcher<P, R> {
   reserve(items: number, unit = 'images'): Reservation {
     this.admit(items, unit);
     this.reservedItems += items;
-    return new HeldRoom(items, (n) => (this.reservedItems -= n));
+    return new HeldRoom(items, (n, released) => {
+      this.reservedItems -= n;
+      if (released) this.notifyIdle(); // a drain may be waiting for the last admitted request to end
+    });
   }
 
   private admit(items: number, unit: string): void {
-    if (this.closed) throw new FqError('unavailable', 'the server is shutting down', { retryAfterSeconds: 1 });
+    if (this.closedReason !== undefined) throw new FqError('unavailable', this.closedReason, { retryAfterSeconds: 1 });
     const { maxQueue } = this.options;
     if (items > maxQueue) {
       throw new FqError('too_large', `this request needs room for ${items} ${unit} and the queue holds at most ${maxQueue} (FQ_MAX_QUEUE)`);
@@ -125,7 +130,11 @@ export class MicroBatcher<P, R> {
     if (items > this.options.maxBatch) {
       return Promise.reject(new Error(`entry of ${items} items exceeds maxBatch ${this.options.maxBatch}`));
     }
-    if (this.closed) return Promise.reject(new FqError('unavailable', 'the server is shutting down', { retryAfterSeconds: 1 }));
+    // An admitted request may still submit what it reserved while the batcher drains; nothing else may.
+    const admitted = options.reservation instanceof HeldRoom && options.reservation.remaining >= items;
+    if (this.closedReason !== undefined && !admitted) {
+      return Promise.reject(new FqError('unavailable', this.closedReason, { retryAfterSeconds: 1 }));
+    }
     if (options.signal?.aborted) return Promise.reject(abortReason(options.signal));
     try {
       if (options.reservation instanceof HeldRoom) options.reservation.take(items);
@@ -156,11 +165,19 @@ export class MicroBatcher<P, R> {
     });
   }
 
-  /** Stops taking entries; resolves when everything accepted has run. */
-  async drain(): Promise<void> {
-    this.closed = true;
-    if (!this.running && this.queue.length === 0) return;
+  /**
+   * Stops admitting requests (they are refused as `unavailable` with `reason`); resolves when everything
+   * admitted has run: the queue, the running batch, and the items reserved by admitted requests, which
+   * are submitted or released when those requests end.
+   */
+  async drain(reason = 'the server is shutting down'): Promise<void> {
+    this.closedReason ??= reason;
+    if (this.idle()) return;
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private idle(): boolean {
+    return !this.running && this.queue.length === 0 && this.reservedItems === 0;
   }
 
   private abandon(entry: Entry<P, R>, reason: 'aborted' | 'timeout', err: FqError): void {
@@ -183,7 +200,7 @@ export class MicroBatcher<P, R> {
 
   private schedule(): void {
     if (this.running || this.queue.length === 0) return;
-    if (this.queuedItems >= this.options.maxBatch || this.closed) {
+    if (this.queuedItems >= this.options.maxBatch || this.closedReason !== undefined) {
       this.dispatch();
     } else if (!this.timer) {
       this.timer = setTimeout(() => this.dispatch(), this.options.maxWaitMs);
@@ -236,6 +253,7 @@ export class MicroBatcher<P, R> {
   }
 
   private notifyIdle(): void {
+    if (!this.idle()) return;
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     waiters.forEach((w) => w());

@@ -2,8 +2,7 @@
 import { FqError, quoted } from '../errors.ts';
 import { logger } from '../logger.ts';
 import { modelInfo } from '../metrics.ts';
-import { readManifest } from '../backends/manifest.ts';
-import { findModelFolders } from './model-folders.ts';
+import { readManifest, type Manifest } from '../backends/manifest.ts';
 import type { BackendHealth, BackendInfo } from '../backends/backend.ts';
 import { createBackend, type BackendOptions } from '../backends/backend-factory.ts';
 import { ServedModel, type BatchingOptions, type ModelRef } from './served-model.ts';
@@ -25,6 +24,7 @@ export interface ModelSummary {
   executionProvider: string;
   backend: BackendInfo;
   health: BackendHealth;
+  loadedAt: Date;
 }
 
 const infoLabels = (served: ServedModel) => ({
@@ -43,22 +43,13 @@ export class ModelRegistry {
     this.defaultName = options.defaultModel;
   }
 
-  /** Loads every sub-folder of `modelsDir` that holds a manifest.json, as version 1 of its folder name. */
-  async loadModelsDir(modelsDir: string): Promise<void> {
-    const folders = await findModelFolders(modelsDir);
-    if (!folders) {
-      logger.warn({ modelsDir }, 'models directory not found; serving no shipped models');
-      return;
-    }
-    for (const { name, dir } of folders) await this.load(name, 1, dir);
-    if (this.defaultName && !this.models.has(this.defaultName)) {
-      throw new Error(`FQ_DEFAULT_MODEL=${this.defaultName} is not among the models in ${modelsDir}`);
-    }
-  }
-
-  /** Loads a model folder and serves it as `name` version `version`. */
-  async load(name: string, version: number, dir: string): Promise<ServedModel> {
-    const manifest = await readManifest(dir);
+  /**
+   * Loads a model folder and serves it as `name` version `version`; a version already served is
+   * replaced, and the one it replaces finishes its in-flight requests first. `manifest`: when the
+   * caller has read (and checked) it already.
+   */
+  async load(name: string, version: number, dir: string, manifest?: Manifest): Promise<ServedModel> {
+    manifest ??= await readManifest(dir);
     const backend = await createBackend(dir, manifest, `${name}@${version}`, this.options);
     const ref: ModelRef = { name, version, dir, manifest };
     const served = new ServedModel(ref, backend, this.options.batchingFor?.(backend.info) ?? this.options);
@@ -68,7 +59,7 @@ export class ModelRegistry {
     versions.set(version, served);
     if (previous) {
       modelInfo.remove(infoLabels(previous));
-      await previous.close();
+      await previous.close(`${previous.label} was replaced; retry`);
     }
     modelInfo.set(infoLabels(served), 1);
     this.defaultName ??= name;
@@ -76,19 +67,33 @@ export class ModelRegistry {
     return served;
   }
 
-  /** Stops serving one version; in-flight work on it finishes first. */
-  async unload(name: string, version: number): Promise<void> {
+  /**
+   * Stops serving one version (only if it is served from `dir`, when given): new requests no longer
+   * find it, and the requests already admitted to it finish before its backend closes.
+   */
+  async unload(name: string, version: number, dir?: string): Promise<void> {
     const versions = this.models.get(name);
     const served = versions?.get(version);
-    if (!versions || !served) return;
+    if (!versions || !served || (dir !== undefined && served.model.dir !== dir)) return;
     versions.delete(version);
     if (versions.size === 0) this.models.delete(name);
+    // Without FQ_DEFAULT_MODEL the default is the first model loaded; when that one goes, the first by name.
+    if (!this.options.defaultModel && this.defaultName === name && !this.models.has(name)) {
+      this.defaultName = [...this.models.keys()].sort()[0];
+    }
     modelInfo.remove(infoLabels(served));
-    await served.close();
+    logger.info({ model: name, version, dir: served.model.dir }, 'model unloading: in-flight requests finish first');
+    await served.close(`${served.label} is being unloaded`);
+    logger.info({ model: name, version }, 'model unloaded');
   }
 
   get defaultModel(): string | undefined {
     return this.defaultName;
+  }
+
+  /** The folder `name` version `version` is served from, if it is served. */
+  servedFrom(name: string, version: number): string | undefined {
+    return this.models.get(name)?.get(version)?.model.dir;
   }
 
   /** The served model `name` (default model when omitted), at `version` (latest when omitted). */
@@ -119,6 +124,7 @@ export class ModelRegistry {
           executionProvider: served.executionProvider,
           backend: served.backendInfo,
           health: served.health(),
+          loadedAt: served.loadedAt,
         });
       }
     }
@@ -138,6 +144,6 @@ export class ModelRegistry {
     const all = this.all();
     this.models.clear();
     for (const served of all) modelInfo.remove(infoLabels(served));
-    await Promise.all(all.map((served) => served.close()));
+    await Promise.all(all.map((served) => served.close('the server is shutting down')));
   }
 }

@@ -64,6 +64,8 @@ export class ServedModel {
   private readonly encoder: MicroBatcher<EncodePayload, TokenBatch>;
   private readonly decoder: MicroBatcher<DecodePayload, Uint8Array>;
   readonly codebookNames: string[];
+  /** When this version began to serve (GET /models says it). */
+  readonly loadedAt = new Date();
 
   constructor(
     readonly model: ModelRef,
@@ -204,9 +206,12 @@ export class ServedModel {
     return concat(await Promise.all(chunks), (n) => new Uint8Array(n));
   }
 
-  /** Finishes what was accepted, then frees the sessions. */
-  async close(): Promise<void> {
-    await Promise.all([this.encoder.drain(), this.decoder.drain()]);
+  /**
+   * Refuses new requests (503 with `reason`), finishes those admitted (their reserved items may still
+   * be submitted), then frees the sessions.
+   */
+  async close(reason = 'the server is shutting down'): Promise<void> {
+    await Promise.all([this.encoder.drain(reason), this.decoder.drain(reason)]);
     await this.backend.close();
   }
 }

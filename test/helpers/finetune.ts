@@ -1,20 +1,10 @@
-// Fixtures for fine-tuning tests: a tiny base model with a checkpoint, generated datasets, a few-step CPU recipe.
-import { execFile } from 'node:child_process';
+// Fixtures for fine-tuning tests: generated datasets, a few-step CPU recipe, the admin token. (The tiny base
+// model: exportModel(dir, { preset: 'test-16' }), about 6 MB, 3 codebooks of 256, its checkpoint named.)
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { makeImage } from './images.ts';
-import { ROOT } from './server.ts';
 
-export const PYTHON = process.env.FQ_PYTHON ?? '/usr/bin/python3';
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
-
-/** A random-init `test-16` model (about 6 MB, 3 codebooks of 256) whose manifest names its checkpoint. */
-export async function exportTinyModel(out: string): Promise<void> {
-  await promisify(execFile)(PYTHON, ['-m', 'fqgan.export', '--random', '--preset', 'test-16', '--seed', '0', '--out', out], {
-    cwd: path.join(ROOT, 'trainer'),
-  });
-}
 
 export async function makeDataset(dir: string, count: number): Promise<void> {
   await mkdir(dir, { recursive: true });
@@ -39,13 +29,3 @@ export function tinyHyperparameters(steps: number, extra: Record<string, unknown
 export const CPU = { device: 'cpu', num_workers: 0 };
 
 export const bearer = (token = ADMIN_TOKEN) => ({ authorization: `Bearer ${token}` });
-
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000, everyMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}

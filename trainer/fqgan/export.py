@@ -203,6 +203,15 @@ def build_manifest(config: ModelConfig, preset_name: Optional[str], source: Dict
     }
 
 
+def folder_files(directory: str) -> Dict[str, Dict[str, Any]]:
+    """Size and sha256 of every file in the model folder but the manifest: a reader (the service's hot
+    pickup) loads a folder only once every listed file is there in full, so a folder being copied
+    file by file is never served half-written."""
+    return {name: {"bytes": os.path.getsize(os.path.join(directory, name)),
+                   "sha256": file_sha256(os.path.join(directory, name))}
+            for name in sorted(os.listdir(directory)) if name != "manifest.json"}
+
+
 def _state_dict_bytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
@@ -269,6 +278,7 @@ def export_model(model: FQGAN, out: str, source: Dict[str, Any], preset_name: Op
         weights = {"file": weights_file, "format": WEIGHTS_FORMAT,
                    "sha256": file_sha256(os.path.join(staging, weights_file))}
         manifest = build_manifest(model.config, preset_name, source, checkpoint, weights)
+        manifest["files"] = folder_files(staging)
         with open(os.path.join(staging, "manifest.json"), "w") as f:
             json.dump(manifest, f, indent=2)
             f.write("\n")

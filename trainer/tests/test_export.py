@@ -59,6 +59,9 @@ def test_random_export_writes_the_model_directory(random_export):
     assert manifest["source"] == {"kind": "random", "path": None, "sha256": file_sha256(str(out / "checkpoint.pt")),
                                   "weights": "model", "seed": 7, "preset": "test-16"}
     assert manifest["produced_by"]["tool"] == "fqgan.export"
+    # every file but the manifest, with its size and checksum: what a reader checks before it loads the folder
+    assert manifest["files"] == {name: {"bytes": os.path.getsize(out / name), "sha256": file_sha256(str(out / name))}
+                                 for name in ("checkpoint.pt", "decoder.onnx", "encoder.onnx")}
     for name in ("encoder.onnx", "decoder.onnx"):  # the graph's I/O names are stored as plain strings
         data = (out / name).read_bytes()
         assert b"codebook_mask" in data if name == "decoder.onnx" else b"image" in data

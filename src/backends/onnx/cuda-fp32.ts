@@ -4,24 +4,18 @@
 // fqtok sets it before the first CUDA session (unless the environment already says), so that the CUDA
 // EP gives the CPU's tokens and passes its start-up check. Python children choose their own precision
 // (FQ_PRECISION, the trainer's settings), so they get the variable only if it came from outside.
-const VARIABLE = 'NVIDIA_TF32_OVERRIDE';
+import { keepFromPythonChildren } from '../../python-launcher.ts';
 
-let pinnedHere = false;
+const VARIABLE = 'NVIDIA_TF32_OVERRIDE';
 
 /** Sets NVIDIA_TF32_OVERRIDE=0 for this process, unless it is set already; call before any CUDA session exists. */
 export function pinCudaFp32(): void {
   if (process.env[VARIABLE] !== undefined) return;
   process.env[VARIABLE] = '0'; // Node's process.env writes the C environment, which the CUDA libraries read when they load
-  pinnedHere = true;
+  keepFromPythonChildren(VARIABLE);
 }
 
-/** Whether TF32 is off for this process's NVIDIA libraries (for the log and /models). */
+/** Whether TF32 is off for this process's NVIDIA libraries (for the check's log line). */
 export function cudaTf32Off(): boolean {
   return process.env[VARIABLE] === '0';
-}
-
-/** `env` without the variable when fqtok set it here (for Python children). */
-export function withoutCudaFp32Pin(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  if (pinnedHere) delete env[VARIABLE];
-  return env;
 }
