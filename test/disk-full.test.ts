@@ -10,7 +10,9 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { openDatabase } from '../src/db/client.ts';
 import { JobStore } from '../src/jobs/job-store.ts';
-import { ADMIN_TOKEN, bearer, CPU, exportTinyModel, makeDataset, tinyHyperparameters, waitFor } from './helpers/finetune.ts';
+import { exportModel } from './helpers/export-model.ts';
+import { ADMIN_TOKEN, bearer, CPU, makeDataset, tinyHyperparameters } from './helpers/finetune.ts';
+import { waitFor } from './helpers/wait.ts';
 import { makeImage } from './helpers/images.ts';
 import { integrityCheck } from './helpers/integrity-check.ts';
 import { startServerProcess, type ServerProcess } from './helpers/server-process.ts';
@@ -52,7 +54,7 @@ function fillDisk(file: string): void {
 before(async () => {
   if (skip) return;
   tmp = mkdtempSync(path.join(tmpdir(), 'fqtok-disk-'));
-  await exportTinyModel(path.join(tmp, 'models', 'tiny'));
+  await exportModel(path.join(tmp, 'models', 'tiny'), { preset: 'test-16' });
   await makeDataset(path.join(tmp, 'datasets', 'photos'), 4);
 });
 
