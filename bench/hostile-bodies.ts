@@ -265,12 +265,28 @@ async function unreadArchive() {
   }
 }
 
+/** A measurement that itself never ends (it should not, but a stalled server is what is measured) is reported, not waited on. */
+async function bounded<T>(what: string, work: () => Promise<T>): Promise<T | { error: string }> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<{ error: string }>((resolve) => {
+    timer = setTimeout(() => resolve({ error: `${what}: the measurement did not end within ${timeoutMs / 1000 + 90} s` }), timeoutMs + 90_000);
+  });
+  try {
+    return await Promise.race([work(), limit]);
+  } catch (err) {
+    return { error: `${what}: ${(err as Error).message}` };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 const results = [];
 for (const body of await hostileBodies()) {
   if (values.only && !`${body.route} ${body.name}`.includes(values.only)) continue;
-  results.push(await measureBody(body));
+  console.error(`measuring ${body.route} ${body.name}`);
+  results.push(await bounded(`${body.route} ${body.name}`, () => measureBody(body)));
 }
-const slowClients = values['slow-clients'] ? [await stalledUploads(), await unreadArchive()] : undefined;
+const slowClients = values['slow-clients'] ? [await bounded('stalled uploads', stalledUploads), await bounded('unread archive', unreadArchive)] : undefined;
 console.log(
   JSON.stringify(
     {
