@@ -1,10 +1,10 @@
 // The Hono app: middleware and route mounting, nothing else.
 import { OpenAPIHono } from '@hono/zod-openapi';
-import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { consoleRoutes } from './console/console-routes.ts';
 import { FqError } from './errors.ts';
 import type { AppDeps } from './http/app-deps.ts';
+import { bodyGuard } from './http/body-guard.ts';
 import { cropRoutes } from './http/crop.ts';
 import { decodeRoutes } from './http/decode.ts';
 import { drainUnreadBody } from './http/drain-body.ts';
@@ -30,11 +30,10 @@ export function createApp(deps: AppDeps) {
     if (deps.lifecycle.shuttingDown) c.header('connection', 'close'); // no keep-alive to wait out
   });
   app.use(
-    bodyLimit({
-      maxSize: deps.config.maxBodyBytes,
-      onError: () => {
-        throw new FqError('too_large', `the body is larger than ${deps.config.maxBodyBytes} bytes`);
-      },
+    bodyGuard({
+      maxBodyBytes: deps.config.maxBodyBytes,
+      maxBytesInFlight: deps.config.maxBodyBytesInFlight,
+      idleTimeoutMs: deps.config.bodyIdleTimeoutMs,
     }),
   );
   app.onError(handleError);

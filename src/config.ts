@@ -45,7 +45,12 @@ const configSchema = z
     FQ_DATA_DIR: z.string().default('./data'),
     FQ_DATASETS_DIR: z.string().optional(),
     FQ_WEIGHTS_DIR: z.string().optional(),
-    FQ_ADMIN_TOKEN: z.string().min(16, 'FQ_ADMIN_TOKEN must be at least 16 characters').optional(),
+    FQ_ADMIN_TOKEN: z
+      .string()
+      .min(16, 'FQ_ADMIN_TOKEN must be at least 16 characters')
+      // The Authorization header's token is one run of non-space characters: a token with spaces could never match.
+      .regex(/^\S+$/, 'FQ_ADMIN_TOKEN must not contain spaces or other whitespace (it could never match a bearer token)')
+      .optional(),
     FQ_PYTHON: z.string().default(DEFAULT_PYTHON),
     FQ_EXECUTION_PROVIDERS: z
       .string()
@@ -63,6 +68,9 @@ const configSchema = z
     FQ_MAX_QUEUE: positiveInt.default(256), // image views admitted (being prepared or waiting) per model and operation
     FQ_REQUEST_TIMEOUT_MS: positiveInt.default(60_000),
     FQ_MAX_BODY_BYTES: positiveInt.default(64 * 1024 * 1024),
+    FQ_MAX_BODY_BYTES_IN_FLIGHT: positiveInt.optional(), // all request bodies held at once; default 2 x FQ_MAX_BODY_BYTES
+    FQ_BODY_IDLE_TIMEOUT_MS: positiveInt.default(30_000), // longest pause in a request body, then 408
+    FQ_WRITE_IDLE_TIMEOUT_MS: positiveInt.default(30_000), // longest a streamed response may wait for the client to read
     FQ_MAX_IMAGES: positiveInt.default(64), // per request
     FQ_MAX_INPUT_PIXELS: positiveInt.default(64_000_000), // per image; refused before decoding
     FQ_MAX_DECODE_PIXELS_IN_FLIGHT: positiveInt.optional(), // all images being decoded at once; default 2 x FQ_MAX_INPUT_PIXELS
@@ -110,6 +118,12 @@ const configSchema = z
       maxQueue: e.FQ_MAX_QUEUE,
       requestTimeoutMs: e.FQ_REQUEST_TIMEOUT_MS,
       maxBodyBytes: e.FQ_MAX_BODY_BYTES,
+      /** Bytes of all request bodies being received or held at once; past it 503 with Retry-After. */
+      maxBodyBytesInFlight: e.FQ_MAX_BODY_BYTES_IN_FLIGHT ?? 2 * e.FQ_MAX_BODY_BYTES,
+      /** Longest wait for the next bytes of a request body (408 after). */
+      bodyIdleTimeoutMs: e.FQ_BODY_IDLE_TIMEOUT_MS,
+      /** Longest a streamed response (a ?format=npz archive) waits for the client to read before the connection closes. */
+      writeIdleTimeoutMs: e.FQ_WRITE_IDLE_TIMEOUT_MS,
       maxImages: e.FQ_MAX_IMAGES,
       maxInputPixels: e.FQ_MAX_INPUT_PIXELS,
       /** Decoded pixels (width * height) in flight across requests; more waits its turn. */
@@ -140,6 +154,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // Even a request without augmentation at FQ_MAX_IMAGES could never be admitted.
     config.maxQueue < config.maxImages && `  FQ_MAX_QUEUE (${config.maxQueue}) is smaller than FQ_MAX_IMAGES (${config.maxImages})`,
     // An image at the pixel limit could never be decoded.
+    config.maxBodyBytesInFlight < config.maxBodyBytes &&
+      `  FQ_MAX_BODY_BYTES_IN_FLIGHT (${config.maxBodyBytesInFlight}) is smaller than FQ_MAX_BODY_BYTES (${config.maxBodyBytes})`,
     config.maxDecodePixelsInFlight < config.maxInputPixels &&
       `  FQ_MAX_DECODE_PIXELS_IN_FLIGHT (${config.maxDecodePixelsInFlight}) is smaller than FQ_MAX_INPUT_PIXELS (${config.maxInputPixels})`,
   ].filter(Boolean);

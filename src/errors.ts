@@ -15,7 +15,9 @@ export type ErrorKind =
   | 'disabled' // a feature switched off by configuration
   | 'overloaded' // queue full
   | 'timeout'
-  | 'unavailable' // not ready (model loading, shutting down)
+  | 'request_timeout' // the client stopped sending its body
+  | 'unavailable' // not ready (model loading, shutting down), or the data directory is read-only
+  | 'insufficient_storage' // the data directory is full
   | 'internal';
 
 export interface FieldError {
@@ -50,4 +52,17 @@ export class FqError extends Error {
 /** Why an aborted signal stopped work: its own FqError when it carries one (a timeout, say), else `the request was aborted`. */
 export function abortReason(signal: AbortSignal): FqError {
   return signal.reason instanceof FqError ? signal.reason : new FqError('bad_request', 'the request was aborted', { cause: signal.reason });
+}
+
+/**
+ * A value the client sent (a model or codebook name), quoted for an error message or a log line, and cut
+ * short: a 30 MB name must not come back in the answer or fill the log.
+ */
+export function quoted(value: string, max = 80): string {
+  return value.length <= max ? `'${value}'` : `'${value.slice(0, max)}...' (${value.length} characters)`;
+}
+
+/** As quoted(), without the quotes (a file name in parentheses). */
+export function clipped(value: string, max = 80): string {
+  return value.length <= max ? value : `${value.slice(0, max)}... (${value.length} characters)`;
 }

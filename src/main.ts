@@ -10,7 +10,8 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {
     logger.info({ signal }, 'shutting down: finishing in-flight work');
     server.close().then(
-      () => process.exit(0),
+      // Requests cut off by the shutdown grace are a failed shutdown, for whoever supervises the process.
+      () => process.exit(server.droppedAtShutdown() > 0 ? 1 : 0),
       (err) => {
         logger.error({ err }, 'error during shutdown');
         process.exit(1);

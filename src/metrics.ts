@@ -49,6 +49,12 @@ export const imagesProcessed = new Counter({
   registers: [metricsRegistry],
 });
 
+export const bodyBytesInFlight = new Gauge({
+  name: 'fqtok_request_body_bytes_in_flight',
+  help: 'Bytes of request bodies being received or held by their requests (at most FQ_MAX_BODY_BYTES_IN_FLIGHT)',
+  registers: [metricsRegistry],
+});
+
 export const droppedRequests = new Counter({
   name: 'fqtok_dropped_requests_total',
   help: 'Queued work dropped because its caller went away or timed out',

@@ -1,16 +1,19 @@
 // Builds the running service from a configuration: model registry, preprocessor, app, HTTP server; and stops it.
 import { serve, type ServerType } from '@hono/node-server';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp, type App } from './app.ts';
 import type { Lifecycle } from './http/app-deps.ts';
 import type { Config } from './config.ts';
-import { openDatabase, type Db } from './db/client.ts';
+import type { Db } from './db/client.ts';
+import type { FqError } from './errors.ts';
+import { createBodyParser } from './http/body-parser.ts';
 import { createPreprocessor } from './imaging/preprocess.ts';
 import { ModelRegistry } from './serving/model-registry.ts';
 import { ModelPickup } from './serving/model-pickup.ts';
 import { StartupPulls } from './hub/startup-pulls.ts';
 import { findCachedWeight } from './hub/training-weights.ts';
-import { JobsService } from './jobs/jobs-service.ts';
+import { openJobs, type JobsService } from './jobs/jobs-service.ts';
 import { dataLayout } from './jobs/layout.ts';
 import { configureLogger, logger } from './logger.ts';
 
@@ -21,12 +24,17 @@ export interface RunningServer {
   pickup: ModelPickup;
   /** FQ_PULL, pulled in the background. */
   pulls: StartupPulls;
-  /** The admin instance's jobs and database; a serving replica (FQ_ROLE=replica) has neither. */
+  /**
+   * The admin instance's jobs and database. Absent on a serving replica (FQ_ROLE=replica), and when the
+   * data directory could not be opened (read-only, full): inference then serves without jobs.
+   */
   jobs?: JobsService;
   db?: Db;
   port: number;
-  /** Stops accepting, finishes in-flight work, frees everything. */
+  /** Stops accepting, finishes in-flight work (for FQ_SHUTDOWN_GRACE_MS at most), frees everything. */
   close(): Promise<void>;
+  /** After close(): requests still in flight when the shutdown grace ran out, whose connections were cut. */
+  droppedAtShutdown(): number;
 }
 
 export async function startServer(config: Config): Promise<RunningServer> {
@@ -39,20 +47,29 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const pulls = new StartupPulls(config, () => pickup.scan(), (name) => registry.list().some((m) => m.name === name));
   // Only the admin instance owns the SQLite database and runs jobs; replicas serve the models folder.
   const admin = config.role === 'admin' ? await startJobs(config, registry) : undefined;
+  const jobs = admin && 'jobs' in admin ? admin.jobs : undefined;
+  const db = admin && 'db' in admin ? admin.db : undefined;
   // No crop size here: every request crops to its model's image_size.
   const preprocessor = createPreprocessor({
     maxInputPixels: config.maxInputPixels,
     maxDecodePixelsInFlight: config.maxDecodePixelsInFlight,
     threads: config.preprocessThreads,
   });
+  const bodies = createBodyParser({ maxBodyBytes: config.maxBodyBytes });
   const lifecycle: Lifecycle = { shuttingDown: false, waitingFor: () => pulls.reasons() };
-  const app = createApp({ config, registry, preprocessor, lifecycle, jobs: admin?.jobs });
+  const jobsUnavailable = admin && 'unavailable' in admin ? admin.unavailable : undefined;
+  const app = createApp({ config, registry, preprocessor, bodies, lifecycle, jobs, jobsUnavailable });
 
   const server: ServerType = await new Promise((resolve) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolve(s));
   });
   const port = (server.address() as AddressInfo).port;
-  admin?.jobs.start();
+  let inFlight = 0; // requests whose response has not closed, for the shutdown report
+  server.on('request', (_request: IncomingMessage, response: ServerResponse) => {
+    inFlight++;
+    response.once('close', () => inFlight--);
+  });
+  jobs?.start();
   pulls.start();
   if (config.defaultModel && !config.pull.length && registry.list().every((m) => m.name !== config.defaultModel)) {
     logger.warn({ defaultModel: config.defaultModel, modelsDir: config.modelsDir }, 'FQ_DEFAULT_MODEL is not in the models folder (yet): not ready until it is');
@@ -60,6 +77,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   logger.info({ port, role: config.role, models: registry.list().map((m) => `${m.name}@${m.version}`), default: registry.defaultModel }, 'fqtok listening');
 
   let closing: Promise<void> | undefined;
+  let dropped = 0;
   const close = () =>
     (closing ??= (async () => {
       lifecycle.shuttingDown = true;
@@ -67,24 +85,29 @@ export async function startServer(config: Config): Promise<RunningServer> {
       // Stop accepting; in-flight requests finish (server.close waits for them), idle keep-alive sockets go.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
-      const grace = setTimeout(() => (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.(), config.shutdownGraceMs);
+      const grace = setTimeout(() => {
+        dropped = inFlight;
+        if (dropped > 0) logger.error({ dropped, shutdownGraceMs: config.shutdownGraceMs }, `shutdown grace ran out: ${dropped} request(s) dropped`);
+        (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      }, config.shutdownGraceMs);
       await closed;
       clearTimeout(grace);
-      await admin?.jobs.stop(); // trainers checkpoint and stop; their jobs resume at the next start
+      await jobs?.stop(); // trainers checkpoint and stop; their jobs resume at the next start
       await pickup.close();
-      admin?.db.$client.close();
+      db?.$client.close();
       await registry.close();
       await preprocessor.close();
-      logger.info('fqtok stopped');
+      await bodies.close();
+      logger.info({ dropped }, 'fqtok stopped');
     })());
-  return { app, registry, pickup, pulls, jobs: admin?.jobs, db: admin?.db, port, close };
+  return { app, registry, pickup, pulls, jobs, db, port, close, droppedAtShutdown: () => dropped };
 }
 
-async function startJobs(config: Config, registry: ModelRegistry): Promise<{ db: Db; jobs: JobsService }> {
+/** The admin instance's jobs, or why they are unavailable (a data directory that is read-only or full). */
+async function startJobs(config: Config, registry: ModelRegistry): Promise<{ jobs: JobsService; db: Db } | { unavailable: FqError }> {
   const layout = dataLayout(config.dataDir, config.weightsDir);
-  const db = openDatabase(layout.database); // migrations run here, before anything listens
-  const jobs = new JobsService({
-    db,
+  return openJobs({
+    database: layout.database,
     registry,
     python: config.python,
     datasetsDir: config.datasetsDir,
@@ -95,6 +118,4 @@ async function startJobs(config: Config, registry: ModelRegistry): Promise<{ db:
     concurrency: config.jobConcurrency,
     cancelGraceMs: config.jobCancelGraceMs,
   });
-  await jobs.recover();
-  return { db, jobs };
 }

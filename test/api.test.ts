@@ -117,7 +117,7 @@ describe('POST /encode', () => {
     ]) {
       const res = await call('POST', '/encode', request.path, { body: multipart(...images), headers: request.headers });
       assert.equal(res.headers.get('content-type'), 'application/x-npz');
-      const arrays = readNpz(new Uint8Array(await res.arrayBuffer()), 1 << 24);
+      const arrays = await readNpz(new Uint8Array(await res.arrayBuffer()), { maxBytes: 1 << 24 });
       assert.deepEqual(Object.keys(arrays).sort(), ['sem_high', 'sem_mid', 'vis']);
       const [h, w] = model.grid;
       assert.deepEqual(arrays.vis!.shape, [2, 2, h, w]);

@@ -54,7 +54,7 @@ print(json.dumps([str(a.dtype), list(a.shape), hashlib.sha256(a.tobytes()).hexdi
   const [dtype, shape, sha] = JSON.parse((await promisify(execFile)(PYTHON, ['-c', script, path.join(dir, 'samples.npz')])).stdout) as [string, number[], string];
   assert.deepEqual([dtype, shape], ['uint8', [6, 256, 256, 3]]);
   // The same indices as [N, 16, 16] grids, decoded by the server, give the very same pixels.
-  const indices = readNpz(readFileSync(path.join(dir, 'indices.npz')), 1 << 30);
+  const indices = await readNpz(readFileSync(path.join(dir, 'indices.npz')), { maxBytes: 1 << 30 });
   assert.deepEqual(indices.vis!.shape, [6, 256]);
   const grids = writeNpz(Object.fromEntries(Object.entries(indices).map(([n, a]) => [n, { shape: [6, 16, 16], data: a.data }])));
   const res = await fetch(`${server.url}/decode?format=npz`, { method: 'POST', headers: { 'content-type': 'application/x-npz' }, body: grids as Uint8Array<ArrayBuffer> });

@@ -1,5 +1,8 @@
-// Graceful shutdown: on SIGTERM the server stops accepting, finishes in-flight requests, and exits 0.
+// Start-up and shutdown of the real process: on SIGTERM the server stops accepting, finishes in-flight
+// requests and exits 0, or exits 1 and says how many it dropped when the grace runs out; a configuration
+// that could never work is refused at start-up.
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { test } from 'node:test';
 import { makeImage } from './helpers/images.ts';
 import { startServerProcess } from './helpers/server-process.ts';
@@ -25,5 +28,30 @@ test('SIGTERM during a request: the request completes, then the process exits 0'
     assert.ok(server.logs().some((l) => l.msg === 'shutting down: finishing in-flight work'));
   } finally {
     await server.close();
+  }
+});
+
+test('SIGTERM with a request that outlives the grace: the request is dropped, logged, and the exit code is 1', async () => {
+  const server = await startServerProcess({ FQ_SHUTDOWN_GRACE_MS: '300' });
+  // Half a body, then nothing: the request stays in flight (the body idle timeout is 30 s).
+  const client = request(`${server.url}/decode`, { method: 'POST', headers: { 'content-type': 'application/x-npz', 'content-length': '1000' } });
+  try {
+    client.on('error', () => undefined); // the server cuts it
+    client.write(Buffer.alloc(500));
+    await waitFor('the server to hold the body', async () => /^fqtok_request_body_bytes_in_flight 1000$/m.test(await (await fetch(`${server.url}/metrics`)).text()));
+    server.child.kill('SIGTERM');
+    await server.exited();
+    assert.equal(server.child.exitCode, 1, server.log());
+    const line = server.logs().find((l) => l.msg === 'shutdown grace ran out: 1 request(s) dropped');
+    assert.equal(line?.dropped, 1, server.log());
+  } finally {
+    client.destroy();
+    await server.close();
+  }
+});
+
+test('an FQ_ADMIN_TOKEN with whitespace (it could never match) is refused at start-up', async () => {
+  for (const token of [' '.repeat(20), 'sixteen-chars-ok but spaced']) {
+    await assert.rejects(startServerProcess({ FQ_ADMIN_TOKEN: token }), /server exited early \(code 1[\s\S]*FQ_ADMIN_TOKEN must not contain spaces or other whitespace/);
   }
 });

@@ -106,7 +106,7 @@ describe('torch backend on CPU vs onnx, through HTTP', () => {
   test('NPZ encode holds the same arrays; NPZ decode gives the same images', async () => {
     const images = [await makeImage(300, 300, 'png', 4)];
     const [a, b] = await Promise.all([torch, onnx].map(async (s) => new Uint8Array(await (await encode(s, '?augment=flip&format=npz', images)).arrayBuffer())));
-    const [x, y] = [readNpz(a!, 1 << 26), readNpz(b!, 1 << 26)];
+    const [x, y] = [await readNpz(a!, { maxBytes: 1 << 26 }), await readNpz(b!, { maxBytes: 1 << 26 })];
     for (const name of Object.keys(y)) {
       assert.deepEqual(x[name]!.shape, y[name]!.shape);
       const differ = x[name]!.data.filter((t, i) => t !== y[name]!.data[i]).length;

@@ -201,7 +201,7 @@ export async function remoteTokenizer(baseUrl: string): Promise<CliTokenizer> {
           body: form,
         }),
       );
-      const arrays = readNpz(new Uint8Array(await response.arrayBuffer()), 1 << 30);
+      const arrays = await readNpz(new Uint8Array(await response.arrayBuffer()), { maxBytes: 1 << 30 });
       const codebooks = Object.keys(arrays);
       const shape = arrays[codebooks[0]!]!.shape; // [N, A, h, w]
       return {

@@ -125,7 +125,7 @@ async function folderSource(dir: string, grid: readonly [number, number]): Promi
 
 async function npzSource(file: string, grid: readonly [number, number]): Promise<CodeSource> {
   // Tokens are small next to pixels (3 KB against 196 KB an image at 256 px): the NPZ is read whole.
-  const arrays = readNpz(await readFile(file), Number.MAX_SAFE_INTEGER);
+  const arrays = await readNpz(await readFile(file), { maxBytes: Number.MAX_SAFE_INTEGER });
   const set = toGridSet(arrays, grid, 'the model');
   const cells = grid[0] * grid[1];
   const codebooks = Object.keys(arrays);

@@ -11,6 +11,7 @@ export function documentationApp() {
     config,
     registry: new ModelRegistry(config),
     preprocessor: { preprocess: () => Promise.reject(new Error('not serving')) },
+    bodies: { tokens: () => Promise.reject(new Error('not serving')), images: () => Promise.reject(new Error('not serving')) },
     lifecycle: { shuttingDown: true },
   });
 }

@@ -1,6 +1,7 @@
 // NPY/NPZ read and write for token grids, so that Python clients use plain numpy.load / np.savez.
-import { unzipSync, zipSync } from 'fflate';
-import { FqError } from '../errors.ts';
+import { zipSync } from 'fflate';
+import yauzl from 'yauzl';
+import { FqError, quoted } from '../errors.ts';
 
 export interface IntArray {
   shape: number[];
@@ -58,7 +59,7 @@ export interface NpyHeader {
 
 /** Parses a .npy preamble; `bytes` may be only the start of the file. */
 export function readNpyHeader(bytes: Uint8Array, name: string): NpyHeader {
-  const bad = (why: string) => new FqError('bad_tokens', `array '${name}': ${why}`);
+  const bad = (why: string) => new FqError('bad_tokens', `array ${quoted(name)}: ${why}`);
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) throw bad('not a .npy array');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const major = bytes[6];
@@ -80,9 +81,9 @@ export function readNpyHeader(bytes: Uint8Array, name: string): NpyHeader {
 export function readNpy(bytes: Uint8Array, name: string): IntArray {
   const { descr, shape, dataStart } = readNpyHeader(bytes, name);
   const dtype = INTEGER_DTYPES[descr[1]];
-  if (!dtype) throw new FqError('bad_tokens', `array '${name}': tokens must be integers, got dtype ${descr.join('')}`);
+  if (!dtype) throw new FqError('bad_tokens', `array ${quoted(name)}: tokens must be integers, got dtype ${descr.join('')}`);
   const count = shape.reduce((a, b) => a * b, 1);
-  if (bytes.length - dataStart < count * dtype.bytes) throw new FqError('bad_tokens', `array '${name}': truncated data`);
+  if (bytes.length - dataStart < count * dtype.bytes) throw new FqError('bad_tokens', `array ${quoted(name)}: truncated data`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const littleEndian = descr[0] !== '>';
   const data = new Int32Array(count);
@@ -93,32 +94,126 @@ export function readNpy(bytes: Uint8Array, name: string): IntArray {
   return { shape, data };
 }
 
+/** ZIP entries carry a time; a fixed one makes the same codes the same bytes (numpy ignores it). */
+const ENTRY_TIME = new Date(2000, 0, 1);
+
 export function writeNpz(arrays: Record<string, IntArray>): Uint8Array {
   const files: Record<string, Uint8Array> = {};
   for (const [name, array] of Object.entries(arrays)) files[`${name}.npy`] = writeNpy(array);
-  return zipSync(files, { level: 1 });
+  return zipSync(files, { level: 1, mtime: ENTRY_TIME });
 }
 
-/** Reads an .npz (stored or deflated), refusing archives that would inflate beyond `maxBytes`. */
-export function readNpz(bytes: Uint8Array, maxBytes: number): Record<string, IntArray> {
-  let files: Record<string, Uint8Array>;
-  let total = 0;
+export interface NpzLimits {
+  /** Bytes the arrays may inflate to, all together: declared sizes are checked before anything inflates. */
+  maxBytes: number;
+  /** Values one array may hold, checked from its .npy header before its data is read (default: no limit). */
+  maxValues?: number;
+  /** What to say when an array is over `maxValues` (e.g. the request limit behind it). */
+  tooManyValues?: (name: string, values: number) => string;
+}
+
+/** An NPZ of token arrays holds one per codebook; a few hundred is already far more than any tokenizer has. */
+export const MAX_NPZ_ENTRIES = 256;
+/** The smallest central directory entry (no name, no extra field): a claimed entry count must fit the body. */
+const CENTRAL_ENTRY_BYTES = 46;
+
+/**
+ * Reads an .npz (stored or deflated, ZIP64 or not) without trusting it: the claimed entry count must fit
+ * the body, declared sizes are checked against `limits` before anything is inflated, and inflation stops
+ * at the size an entry declares (yauzl checks the stream against its header). Refusals are FqErrors:
+ * `too_large` past a limit, `bad_tokens` for an archive that is not what it claims.
+ */
+export async function readNpz(bytes: Uint8Array, limits: NpzLimits): Promise<Record<string, IntArray>> {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let zip: yauzl.ZipFile;
   try {
-    files = unzipSync(bytes, {
-      filter: (file) => {
-        total += file.originalSize;
-        if (total > maxBytes) throw new FqError('too_large', `the NPZ inflates to more than ${maxBytes} bytes`);
-        return file.name.endsWith('.npy');
-      },
-    });
+    zip = await yauzl.fromBufferPromise(buffer, { lazyEntries: true, validateEntrySizes: true });
   } catch (err) {
-    if (err instanceof FqError) throw err;
-    throw new FqError('bad_tokens', `the body is not a readable .npz archive (${(err as Error).message})`);
+    throw unreadable(err);
   }
-  const out: Record<string, IntArray> = {};
-  for (const [file, data] of Object.entries(files)) {
-    const name = file.slice(0, -'.npy'.length);
-    out[name] = readNpy(data, name);
+  try {
+    const claimed = zip.entryCount;
+    if (claimed * CENTRAL_ENTRY_BYTES > bytes.length) {
+      throw new FqError('bad_tokens', `the body is not a readable .npz archive: it claims ${claimed} entries, more than its ${bytes.length} bytes can hold`);
+    }
+    if (claimed > MAX_NPZ_ENTRIES) {
+      throw new FqError('bad_tokens', `the NPZ holds ${claimed} entries; an NPZ of token arrays has at most ${MAX_NPZ_ENTRIES}`);
+    }
+    const out: Record<string, IntArray> = {};
+    let declared = 0;
+    for (let entry = await nextEntry(zip); entry; entry = await nextEntry(zip)) {
+      if (!entry.fileName.endsWith('.npy')) continue;
+      declared += entry.uncompressedSize;
+      if (declared > limits.maxBytes) throw new FqError('too_large', `the NPZ inflates to more than ${limits.maxBytes} bytes`);
+      const name = entry.fileName.slice(0, -'.npy'.length);
+      out[name] = readNpy(await inflateEntry(zip, entry, name, limits), name);
+    }
+    return out;
+  } catch (err) {
+    throw err instanceof FqError ? err : unreadable(err);
+  } finally {
+    zip.close();
+  }
+}
+
+function unreadable(err: unknown): FqError {
+  return new FqError('bad_tokens', `the body is not a readable .npz archive (${(err as Error).message})`);
+}
+
+function nextEntry(zip: yauzl.ZipFile): Promise<yauzl.Entry | undefined> {
+  return new Promise((resolve, reject) => {
+    const settle = (entry: yauzl.Entry | undefined, err?: Error) => {
+      zip.off('entry', onEntry);
+      zip.off('end', onEnd);
+      zip.off('error', onError);
+      if (err) reject(err);
+      else resolve(entry);
+    };
+    const onEntry = (entry: yauzl.Entry) => settle(entry);
+    const onEnd = () => settle(undefined);
+    const onError = (err: Error) => settle(undefined, err);
+    zip.on('entry', onEntry);
+    zip.on('end', onEnd);
+    zip.on('error', onError);
+    zip.readEntry();
+  });
+}
+
+/** The .npy preamble's length once its first 12 bytes are known, else undefined. */
+function preambleLength(head: Uint8Array): number | undefined {
+  if (head.length < 12) return undefined;
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  return head[6] === 1 ? 10 + view.getUint16(8, true) : 12 + view.getUint32(8, true);
+}
+
+/** One entry's bytes, exactly as many as it declares; its .npy header is checked against `maxValues` first. */
+async function inflateEntry(zip: yauzl.ZipFile, entry: yauzl.Entry, name: string, limits: NpzLimits): Promise<Uint8Array> {
+  const out = new Uint8Array(entry.uncompressedSize);
+  let filled = 0;
+  let checked = limits.maxValues === undefined;
+  const stream = await zip.openReadStreamPromise(entry);
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      // yauzl errors first when the stream outgrows the declared size; this is the belt to its braces
+      if (filled + chunk.length > out.length) throw new FqError('bad_tokens', `${quoted(entry.fileName)} inflates beyond the ${out.length} bytes it declares`);
+      out.set(chunk, filled);
+      filled += chunk.length;
+      const preamble = checked ? undefined : preambleLength(out.subarray(0, filled));
+      if (!checked && preamble !== undefined && (filled >= preamble || filled === out.length)) {
+        const { shape } = readNpyHeader(out.subarray(0, filled), name);
+        const values = shape.reduce((a, b) => a * b, 1);
+        if (values > limits.maxValues!) {
+          throw new FqError('too_large', limits.tooManyValues?.(name, values) ?? `array ${quoted(name)} holds ${values} values; at most ${limits.maxValues}`);
+        }
+        checked = true;
+      }
+    }
+  } catch (err) {
+    stream.destroy();
+    if (err instanceof Error && /too many bytes in the stream/.test(err.message)) {
+      throw new FqError('bad_tokens', `${quoted(entry.fileName)} inflates beyond the ${out.length} bytes it declares`);
+    }
+    throw err;
   }
   return out;
 }

@@ -50,7 +50,7 @@ const route = createRoute({
       description: 'The crop, or every crop as JSON',
       content: { 'image/png': { schema: { type: 'string', format: 'binary' } }, 'application/json': { schema: CropResponseSchema } },
     },
-    ...problems(400, 404, 413, 415, 422, 504),
+    ...problems(400, 404, 408, 413, 415, 422, 503, 504),
   },
 });
 
@@ -58,7 +58,7 @@ export function cropRoutes(deps: AppDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
   return app.openapi(route, async (c) => {
     if (requestMediaType(c) === 'application/json') throw new FqError('unsupported_media_type', 'send multipart/form-data or image/*');
-    const input = await readEncodeInput(c, undefined, deps.config.maxImages);
+    const input = await readEncodeInput(c, deps);
     const options = parseFields(OptionsSchema, { ...c.req.valid('query'), ...input.fields }, 'options');
     const tokenizer = deps.registry.get(options.model, options.version);
     const size = tokenizer.model.manifest.image_size;

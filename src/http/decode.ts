@@ -1,5 +1,4 @@
 // POST /decode: token grids or flat sequences in (JSON or NPZ); images, JSON with base64 images, or an NPZ archive out.
-import { Readable } from 'node:stream';
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import type { AppDeps } from './app-deps.ts';
 import { FqError } from '../errors.ts';
@@ -8,9 +7,10 @@ import { selectCodebooks } from '../tokenize/codebooks.ts';
 import { decodeGrids } from '../tokenize/decode-grids.ts';
 import { toGridSet } from '../tokenize/token-layout.ts';
 import { CONTENT_TYPES } from '../imaging/write-image.ts';
+import { streamedBody } from './streamed-body.ts';
 import { readTokenInput } from './token-input.ts';
-import { validationHook } from './validation.ts';
-import { accepts, listOption, parseFields, requestMediaType, validJson } from './options.ts';
+import { documentBodyParseQuery, validationHook } from './validation.ts';
+import { accepts, listOption, parseFields } from './options.ts';
 import { DecodeJsonBodySchema, DecodeOptionsSchema, DecodeQuerySchema, DecodeResponseSchema, problems } from './schemas.ts';
 
 const LAYOUTS = 'grids [N, A, h, w], [N, h, w] or [h, w], or flat sequences of h*w tokens [N, views, h*w] (the reference extractor\'s files), [N, h*w] (an AR sampler\'s batch) or [h*w]';
@@ -56,15 +56,14 @@ const route = createRoute({
         },
       },
     },
-    ...problems(400, 404, 413, 415, 422, 503, 504),
+    ...problems(400, 404, 408, 413, 415, 422, 503, 504),
   },
 });
 
 export function decodeRoutes(deps: AppDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
-  return app.openapi(route, async (c) => {
-    const isJson = requestMediaType(c) === 'application/json';
-    const input = await readTokenInput(c, isJson ? validJson(c) : undefined, deps.config.maxBodyBytes);
+  return app.openapi(documentBodyParseQuery(app, route), async (c) => {
+    const input = await readTokenInput(c, deps);
     const merged: Record<string, unknown> = { ...c.req.valid('query'), ...input.fields };
     const options = parseFields(DecodeOptionsSchema, { ...merged, codebooks: listOption(merged.codebooks) }, 'options');
     const model = deps.registry.get(options.model, options.version);
@@ -78,7 +77,7 @@ export function decodeRoutes(deps: AppDeps) {
       const archive = decodeToArchive(model, set, { codebooks: options.codebooks }, limits);
       const headers: Record<string, string> = { 'content-type': 'application/x-npz', 'content-disposition': 'attachment; filename="samples.npz"' };
       if (archive.totalBytes > 0) headers['content-length'] = String(archive.totalBytes);
-      return c.body(Readable.toWeb(archive.output) as ReadableStream<Uint8Array>, 200, headers) as never;
+      return c.body(streamedBody(c, archive.output, deps.config.writeIdleTimeoutMs), 200, headers) as never;
     }
     const started = performance.now();
     const files = await decodeGrids(model, set, { codebooks: options.codebooks, format, quality: options.quality }, limits);

@@ -7,6 +7,7 @@ export function drainUnreadBody(): MiddlewareHandler {
     await next();
     const request = c.req.raw;
     if (c.res.status < 400 || !request.body || request.bodyUsed) return;
+    if (c.res.headers.get('connection') === 'close') return; // refused unread (too large, no room) or stalled: the connection goes instead
     if (c.res.status === 413) {
       c.header('connection', 'close'); // too large to read: the connection goes instead
       return;

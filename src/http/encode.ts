@@ -5,8 +5,8 @@ import { refuseWhenFull } from '../tokenize/admission.ts';
 import { encodeImages, type EncodedBatch } from '../tokenize/encode-images.ts';
 import type { ServedModel } from '../serving/served-model.ts';
 import { writeNpz } from '../formats/npz.ts';
-import { validationHook } from './validation.ts';
-import { accepts, listOption, parseFields, requestMediaType, validJson } from './options.ts';
+import { documentBodyParseQuery, validationHook } from './validation.ts';
+import { accepts, listOption, parseFields, requestMediaType } from './options.ts';
 import { readEncodeInput } from './encode-input.ts';
 import { EncodeJsonBodySchema, EncodeOptionsSchema, EncodeQuerySchema, EncodeResponseSchema, problems } from './schemas.ts';
 
@@ -50,7 +50,7 @@ const route = createRoute({
         },
       },
     },
-    ...problems(400, 404, 413, 415, 422, 503, 504),
+    ...problems(400, 404, 408, 413, 415, 422, 503, 504),
   },
 });
 
@@ -77,7 +77,7 @@ const parseOptions = (fields: Record<string, unknown>) => parseFields(EncodeOpti
 
 export function encodeRoutes(deps: AppDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
-  return app.openapi(route, async (c) => {
+  return app.openapi(documentBodyParseQuery(app, route), async (c) => {
     const query: Record<string, unknown> = c.req.valid('query');
     let model: ServedModel | undefined;
     if (requestMediaType(c).startsWith('image/')) {
@@ -88,8 +88,7 @@ export function encodeRoutes(deps: AppDeps) {
     } else {
       refuseWhenFull(deps.registry.all(), 'encode', 'views'); // a form or JSON body may name any model
     }
-    const jsonBody = requestMediaType(c) === 'application/json' ? validJson(c) : undefined;
-    const input = await readEncodeInput(c, jsonBody, deps.config.maxImages);
+    const input = await readEncodeInput(c, deps);
     const options = parseOptions({ ...query, ...input.fields });
     model ??= deps.registry.get(options.model, options.version);
     const started = performance.now();

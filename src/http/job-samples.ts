@@ -1,6 +1,6 @@
 // Admin routes for a job's sample reconstruction grids (inputs above, reconstructions below), one per evaluation.
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import type { AppDeps } from './app-deps.ts';
+import { jobsOf, type AppDeps } from './app-deps.ts';
 import { FqError } from '../errors.ts';
 import { listSamples, readSample } from '../jobs/job-samples.ts';
 import { dataLayout } from '../jobs/layout.ts';
@@ -55,8 +55,7 @@ export function jobSampleRoutes(deps: AppDeps) {
   app.use('/jobs/:id/samples/*', auth);
   const { jobsDir } = dataLayout(deps.config.dataDir, deps.config.weightsDir);
   const existingJob = (id: string) => {
-    if (!deps.jobs) throw new FqError('unavailable', 'the jobs service is not running in this process');
-    return deps.jobs.get(id).id; // 404 for an unknown id, so no other path is ever built from it
+    return jobsOf(deps).get(id).id; // 404 for an unknown id, so no other path is ever built from it
   };
   return app
     .openapi(listRoute, async (c) => {

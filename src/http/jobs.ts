@@ -3,7 +3,7 @@ import { createRoute, OpenAPIHono, z, type Hook } from '@hono/zod-openapi';
 import { streamSSE, type SSEStreamingApi } from 'hono/streaming';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
-import type { AppDeps } from './app-deps.ts';
+import { jobsOf, type AppDeps } from './app-deps.ts';
 import { TERMINAL_STATUSES, type JobEventRow, type JobRow } from '../db/schema.ts';
 import { FqError } from '../errors.ts';
 import type { JobsService } from '../jobs/jobs-service.ts';
@@ -53,7 +53,7 @@ const createJobRoute = createRoute({
   },
   responses: {
     202: { ...json(JobSchema, 'Queued; Location names the job'), headers: z.object({ location: z.string() }) },
-    ...problems(400, 401, 403, 404, 422),
+    ...problems(400, 401, 403, 404, 422, 503, 507),
   },
 });
 
@@ -89,7 +89,7 @@ const cancelJobRoute = createRoute({
     'A queued job is cancelled at once. A running one gets SIGTERM (the trainer saves a checkpoint and stops), then SIGKILL after FQ_JOB_CANCEL_GRACE_MS (the trainer also ends itself then); its status becomes `cancelled` when the trainer has stopped (`cancel_requested_at` is set meanwhile).',
   security,
   request: { params: JobIdParamsSchema },
-  responses: { 200: json(JobSchema, 'The job'), ...problems(401, 403, 404, 409) },
+  responses: { 200: json(JobSchema, 'The job'), ...problems(401, 403, 404, 409, 503, 507) },
 });
 
 const eventsRoute = createRoute({
@@ -167,10 +167,7 @@ export function jobResource(job: JobRow) {
 
 const eventResource = (e: JobEventRow) => ({ id: e.id, job_id: e.jobId, type: e.type, created_at: e.createdAt.toISOString(), data: e.data });
 
-function service(deps: AppDeps): JobsService {
-  if (!deps.jobs) throw new FqError('unavailable', 'the jobs service is not running in this process');
-  return deps.jobs;
-}
+const service = (deps: AppDeps): JobsService => jobsOf(deps);
 
 export function jobRoutes(deps: AppDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });

@@ -1,6 +1,6 @@
 // Admin routes for model versions: list a model's versions (shipped and fine-tuned), delete a fine-tuned one.
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import type { AppDeps } from './app-deps.ts';
+import { jobsOf, type AppDeps } from './app-deps.ts';
 import { FqError } from '../errors.ts';
 import { adminAuth } from './admin-auth.ts';
 import { ModelVersionListSchema } from './job-schemas.ts';
@@ -40,10 +40,7 @@ export function modelVersionRoutes(deps: AppDeps) {
   const auth = adminAuth(deps.config);
   app.use('/models/:name/versions', auth);
   app.use('/models/:name/versions/*', auth);
-  const jobs = () => {
-    if (!deps.jobs) throw new FqError('unavailable', 'the jobs service is not running in this process');
-    return deps.jobs;
-  };
+  const jobs = () => jobsOf(deps);
   return app
     .openapi(listRoute, (c) => {
       const data = jobs()

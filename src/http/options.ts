@@ -33,8 +33,3 @@ export function accepts(c: Context, type: string): boolean {
   const accept = c.req.header('accept') ?? '';
   return accept.split(',').some((part) => mediaTypeOf(part) === type);
 }
-
-/** The JSON body as validated by the route's schema (typed loosely: routes with several body types lose the inference). */
-export function validJson(c: Context): unknown {
-  return (c.req as unknown as { valid(target: 'json'): unknown }).valid('json');
-}

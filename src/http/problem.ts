@@ -32,7 +32,9 @@ export const STATUS_BY_KIND: Record<ErrorKind, number> = {
   disabled: 404,
   overloaded: 503,
   timeout: 504,
+  request_timeout: 408,
   unavailable: 503,
+  insufficient_storage: 507,
   internal: 500,
 };
 
@@ -52,7 +54,9 @@ const TITLES: Record<ErrorKind, string> = {
   disabled: 'Disabled',
   overloaded: 'Overloaded',
   timeout: 'Timed out',
+  request_timeout: 'Request timeout',
   unavailable: 'Unavailable',
+  insufficient_storage: 'Insufficient storage',
   internal: 'Internal error',
 };
 
@@ -65,14 +69,18 @@ function kindOfHttpStatus(status: number): ErrorKind {
   return status >= 500 ? 'internal' : 'bad_request';
 }
 
+/** Longest detail answered or logged: the messages quote what the client sent, and that may be huge. */
+const MAX_DETAIL = 2000;
+const capped = (text: string) => (text.length <= MAX_DETAIL ? text : `${text.slice(0, MAX_DETAIL)}... (${text.length - MAX_DETAIL} more characters)`);
+
 export function problemResponse(c: Context, err: FqError): Response {
   const status = STATUS_BY_KIND[err.kind];
   const body: Problem = {
     type: `https://fqtok.dev/problems/${err.kind.replaceAll('_', '-')}`,
     title: TITLES[err.kind],
     status,
-    detail: err.message,
-    instance: c.req.path,
+    detail: capped(err.message),
+    instance: capped(c.req.path),
     request_id: c.get('requestId'),
     ...(err.item !== undefined ? { item: err.item } : {}),
     ...(err.fields ? { errors: err.fields } : {}),
@@ -111,7 +119,7 @@ export function handleError(err: Error, c: Context): Response {
     problem = new FqError('internal', 'internal error; the request id identifies it in the logs', { cause: err });
   }
   const status = STATUS_BY_KIND[problem.kind];
-  const context = { requestId: c.get('requestId'), method: c.req.method, path: c.req.path, status, kind: problem.kind, detail: problem.message };
+  const context = { requestId: c.get('requestId'), method: c.req.method, path: capped(c.req.path), status, kind: problem.kind, detail: capped(problem.message) };
   if (status >= 500) logger.error({ ...context, causes: causeChain(problem), err: problem }, 'request failed');
   else logger.info(context, 'request refused');
   return problemResponse(c, problem);

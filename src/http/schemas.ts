@@ -26,12 +26,14 @@ export function problems(...statuses: number[]) {
     403: 'Token not allowed',
     404: 'Unknown model or resource',
     406: 'Unsupported Accept type',
+    408: 'The body stopped arriving (FQ_BODY_IDLE_TIMEOUT_MS)',
     409: 'Conflict with the current state',
     413: 'Body, image or image count over a limit',
     415: 'Unsupported content type',
     422: 'Unreadable image, invalid token grids or invalid values',
-    503: 'Queue full or not ready (see Retry-After)',
+    503: 'Queue full, too many request bodies in flight, not ready, or a read-only data directory (see Retry-After)',
     504: 'Not processed within the request timeout',
+    507: 'The data directory (FQ_DATA_DIR) is full',
   };
   return Object.fromEntries(statuses.map((s) => [s, { description: descriptions[s] ?? 'Error', content: problemContent }]));
 }

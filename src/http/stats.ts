@@ -1,12 +1,13 @@
 // POST /stats: codebook usage of a set of codes (NPZ or JSON, as /decode takes them): JSON, or a PNG histogram.
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppDeps } from './app-deps.ts';
+import { FqError } from '../errors.ts';
 import { codeUsage, describeUsage } from '../tokenize/code-usage.ts';
 import { toGridSet } from '../tokenize/token-layout.ts';
 import { renderUsageHistogram } from '../tokenize/usage-histogram.ts';
 import { readTokenInput } from './token-input.ts';
-import { validationHook } from './validation.ts';
-import { accepts, parseFields, requestMediaType, validJson } from './options.ts';
+import { documentBodyParseQuery, validationHook } from './validation.ts';
+import { accepts, parseFields } from './options.ts';
 import { CodeUsageResponseSchema, DecodeJsonBodySchema, modelOptions, problems } from './schemas.ts';
 
 const QuerySchema = z.object({
@@ -39,18 +40,21 @@ const route = createRoute({
       description: 'Usage per codebook, or the histogram',
       content: { 'application/json': { schema: CodeUsageResponseSchema }, 'image/png': { schema: { type: 'string', format: 'binary' } } },
     },
-    ...problems(400, 404, 413, 415, 422),
+    ...problems(400, 404, 408, 413, 415, 422, 503),
   },
 });
 
 export function statsRoutes(deps: AppDeps) {
   const app = new OpenAPIHono({ defaultHook: validationHook });
-  return app.openapi(route, async (c) => {
-    const isJson = requestMediaType(c) === 'application/json';
-    const input = await readTokenInput(c, isJson ? validJson(c) : undefined, deps.config.maxBodyBytes);
+  return app.openapi(documentBodyParseQuery(app, route), async (c) => {
+    const input = await readTokenInput(c, deps);
     const options = parseFields(QuerySchema, { ...c.req.valid('query'), ...input.fields }, 'options');
     const model = deps.registry.get(options.model, options.version);
     const set = toGridSet(input.arrays, model.model.manifest.grid, model.label);
+    // The caps of /decode: a request's codes are held whole; `fqtok stats` counts any number, chunk by chunk.
+    if (set.count > deps.config.maxImages) {
+      throw new FqError('too_large', `${set.count} grids; at most ${deps.config.maxImages} per request (FQ_MAX_IMAGES); \`fqtok stats\` counts any number`);
+    }
     const usage = await codeUsage({ label: model.label, codebooks: model.model.manifest.codebooks }, [set], options.top ?? 10);
     c.header('x-fqtok-model', model.label);
     if (options.format === 'png' || (options.format === undefined && accepts(c, 'image/png'))) {

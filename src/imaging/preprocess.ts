@@ -56,6 +56,8 @@ export interface PreprocessOptions {
   item?: number;
   /** The caller stopped waiting (client gone, timeout): skip or stop waiting for the decode. */
   signal?: AbortSignal;
+  /** The caller gives `input`'s buffer up: it moves to the worker instead of being copied (a 60 MB copy stalls the event loop). */
+  transfer?: boolean;
 }
 
 export interface Preprocessor {
@@ -107,10 +109,10 @@ export function createPreprocessor(options: PreprocessorOptions): Preprocessor {
     const release = await gate.acquire(pixels, call.signal).catch((err: unknown) => {
       throw withItem(err, call.item);
     });
-    // A view may sit inside a much larger buffer (a whole multipart body) that cloning would copy
-    // whole, and the caller keeps its bytes: copy just these once and hand the copy over.
+    // Unless the caller gives its buffer up, it keeps its bytes: copy just these once and hand the copy
+    // over (a view may sit inside a much larger buffer that cloning would copy whole).
     // (Not input.slice(): on a Buffer that is a view, and transferring it would detach the caller's.)
-    const own = new Uint8Array(input);
+    const own = call.transfer ? input : new Uint8Array(input);
     const task: PreprocessTask = {
       input: own,
       orientation: call.orientation ?? 'ignore',
@@ -120,7 +122,7 @@ export function createPreprocessor(options: PreprocessorOptions): Preprocessor {
     };
     imagesDecoded.inc();
     // The budget is given back when the worker is done with the image, not when the caller leaves.
-    const running = pool.run(task, { transferList: [own.buffer] }).finally(release);
+    const running = pool.run(task, { transferList: [own.buffer as ArrayBuffer] }).finally(release);
     let reply: PreprocessReply;
     try {
       reply = await untilAborted(running, call.signal);

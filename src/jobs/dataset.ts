@@ -3,7 +3,7 @@ import { readdir, realpath, stat } from 'node:fs/promises';
 import type { Dirent } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
-import { FqError } from '../errors.ts';
+import { FqError, quoted } from '../errors.ts';
 import { isImageFile, isSharpReadable } from '../imaging/image-files.ts';
 
 const FILES_PROBED = 8;
@@ -25,7 +25,7 @@ export interface DatasetFolder {
  */
 export async function resolveDataset(root: string, name: string): Promise<DatasetFolder> {
   if (name === '' || name === '.' || name === '..' || ['/', '\\', '\0'].some((c) => name.includes(c))) {
-    throw refuse(`must be the name of a folder directly under the datasets root (no '/', '.' or '..'), got '${name}'`);
+    throw refuse(`must be the name of a folder directly under the datasets root (no '/', '.' or '..'), got ${quoted(name)}`);
   }
   let realRoot: string;
   try {
@@ -37,11 +37,11 @@ export async function resolveDataset(root: string, name: string): Promise<Datase
   try {
     real = await realpath(path.join(realRoot, name));
   } catch {
-    throw refuse(`folder '${name}' not found under the datasets root`);
+    throw refuse(`folder ${quoted(name)} not found under the datasets root`);
   }
-  if (real === realRoot) throw refuse(`'${name}' is the datasets root itself`);
-  if (!isInside(real, realRoot)) throw refuse(`'${name}' leads outside the datasets root`);
-  if (!(await stat(real)).isDirectory()) throw refuse(`'${name}' is not a folder`);
+  if (real === realRoot) throw refuse(`${quoted(name)} is the datasets root itself`);
+  if (!isInside(real, realRoot)) throw refuse(`${quoted(name)} leads outside the datasets root`);
+  if (!(await stat(real)).isDirectory()) throw refuse(`${quoted(name)} is not a folder`);
   return { dir: real, root: realRoot };
 }
 

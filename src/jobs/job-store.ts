@@ -22,6 +22,15 @@ export interface Page<T> {
   hasMore: boolean;
 }
 
+/**
+ * The one row an INSERT or UPDATE ... RETURNING gave. Always through .all(), never .get(): better-sqlite3's
+ * get() takes the first row and resets the statement, which drops the error of a commit that then fails
+ * (SQLITE_FULL on a full disk): the write is lost and the row comes back as if it had been saved.
+ */
+function written<T>(rows: T[]): T | undefined {
+  return rows[0];
+}
+
 export class JobStore {
   /** 'event' (JobEventRow) after every insert, and 'job' (JobRow) after every status change: for live streams. */
   readonly changes = new EventEmitter().setMaxListeners(0);
@@ -29,7 +38,7 @@ export class JobStore {
   constructor(readonly db: Db) {}
 
   insertJob(job: NewJob): JobRow {
-    return this.db.insert(jobs).values(job).returning().get();
+    return written(this.db.insert(jobs).values(job).returning().all())!;
   }
 
   getJob(id: string): JobRow | undefined {
@@ -63,25 +72,51 @@ export class JobStore {
   }
 
   updateJob(id: string, patch: JobPatch): JobRow {
-    const row = this.db.update(jobs).set(patch).where(eq(jobs.id, id)).returning().get();
+    const row = written(this.db.update(jobs).set(patch).where(eq(jobs.id, id)).returning().all())!;
     if (patch.status) this.changes.emit('job', row);
     return row;
   }
 
   /** Moves a job from one status to another only if it still has the first (a cancel and a start can race). */
   transition(id: string, from: JobStatus[], patch: JobPatch & { status: JobStatus }): JobRow | undefined {
-    const row = this.db
-      .update(jobs)
-      .set(patch)
-      .where(and(eq(jobs.id, id), inArray(jobs.status, from)))
-      .returning()
-      .get();
+    const row = written(
+      this.db
+        .update(jobs)
+        .set(patch)
+        .where(and(eq(jobs.id, id), inArray(jobs.status, from)))
+        .returning()
+        .all(),
+    );
     if (row) this.changes.emit('job', row);
     return row;
   }
 
+  /**
+   * A status change and its event in one transaction (both saved or neither): what a job's outcome needs
+   * when the disk may be full. Undefined (nothing written) if the job no longer has a status of `from`.
+   */
+  record(id: string, from: JobStatus[], patch: JobPatch & { status: JobStatus }, event: { type: string; data: Record<string, unknown> }): JobRow | undefined {
+    const saved = this.db.transaction((tx) => {
+      const row = written(
+        tx
+          .update(jobs)
+          .set(patch)
+          .where(and(eq(jobs.id, id), inArray(jobs.status, from)))
+          .returning()
+          .all(),
+      );
+      if (!row) return undefined;
+      const added = written(tx.insert(jobEvents).values({ jobId: id, type: event.type, data: event.data, createdAt: new Date() }).returning().all())!;
+      return { row, added };
+    });
+    if (!saved) return undefined;
+    this.changes.emit('job', saved.row);
+    this.changes.emit('event', saved.added);
+    return saved.row;
+  }
+
   addEvent(jobId: string, type: string, data: Record<string, unknown>, createdAt = new Date()): JobEventRow {
-    const row = this.db.insert(jobEvents).values({ jobId, type, data, createdAt }).returning().get();
+    const row = written(this.db.insert(jobEvents).values({ jobId, type, data, createdAt }).returning().all())!;
     this.changes.emit('event', row);
     return row;
   }
@@ -166,11 +201,13 @@ export class JobStore {
           .where(eq(modelVersions.name, name))
           .get()?.max;
         const version = Math.max(max ?? 0, atLeast) + 1;
-        return tx
-          .insert(modelVersions)
-          .values({ name, version, dir: dirOf(version), jobId, state: 'reserved', createdAt: new Date() })
-          .returning()
-          .get();
+        return written(
+          tx
+            .insert(modelVersions)
+            .values({ name, version, dir: dirOf(version), jobId, state: 'reserved', createdAt: new Date() })
+            .returning()
+            .all(),
+        )!;
       },
       { behavior: 'immediate' },
     );
@@ -179,19 +216,23 @@ export class JobStore {
   /** The reserved version becomes live and the job `succeeded`, in one transaction. */
   publishVersion(name: string, version: number, jobId: string, finishedAt: Date): JobRow {
     const row = this.db.transaction((tx) => {
-      const published = tx
-        .update(modelVersions)
-        .set({ state: 'live' })
-        .where(and(eq(modelVersions.name, name), eq(modelVersions.version, version), eq(modelVersions.jobId, jobId), isNull(modelVersions.deletedAt)))
-        .returning()
-        .get();
+      const published = written(
+        tx
+          .update(modelVersions)
+          .set({ state: 'live' })
+          .where(and(eq(modelVersions.name, name), eq(modelVersions.version, version), eq(modelVersions.jobId, jobId), isNull(modelVersions.deletedAt)))
+          .returning()
+          .all(),
+      );
       if (!published) throw new Error(`${name} version ${version} is not reserved for job ${jobId}`);
-      return tx
-        .update(jobs)
-        .set({ status: 'succeeded', resultVersion: version, finishedAt, pid: null })
-        .where(eq(jobs.id, jobId))
-        .returning()
-        .get();
+      return written(
+        tx
+          .update(jobs)
+          .set({ status: 'succeeded', resultVersion: version, finishedAt, pid: null })
+          .where(eq(jobs.id, jobId))
+          .returning()
+          .all(),
+      )!;
     });
     this.changes.emit('job', row);
     return row;

@@ -2,7 +2,7 @@
 // and the rule for the names fine-tuning may publish under.
 import { rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { FqError } from '../errors.ts';
+import { FqError, quoted } from '../errors.ts';
 import type { ModelRegistry } from '../serving/model-registry.ts';
 import type { JobStore } from './job-store.ts';
 import { removeIfEmpty, withNameLock } from './version-folders.ts';
@@ -19,7 +19,7 @@ export interface ModelVersionInfo {
 export function listVersions(store: JobStore, registry: ModelRegistry, name: string): ModelVersionInfo[] {
   const published = new Map(store.liveVersions(name).map((v) => [v.version, v]));
   const served = registry.list().filter((m) => m.name === name);
-  if (served.length === 0) throw new FqError('unknown_model', `unknown model '${name}'`);
+  if (served.length === 0) throw new FqError('unknown_model', `unknown model ${quoted(name)}`);
   const latest = Math.max(...served.map((m) => m.version));
   return served.map((m) => {
     const row = published.get(m.version);
@@ -38,7 +38,7 @@ export function listVersions(store: JobStore, registry: ModelRegistry, name: str
 export async function deleteVersion(store: JobStore, registry: ModelRegistry, name: string, version: number): Promise<void> {
   const versions = listVersions(store, registry, name);
   const target = versions.find((v) => v.version === version);
-  if (!target) throw new FqError('not_found', `model '${name}' has no version ${version}`);
+  if (!target) throw new FqError('not_found', `model ${quoted(name)} has no version ${version}`);
   if (target.source === 'shipped') throw new FqError('conflict', `${name} version ${version} ships in the models folder; remove it there`);
   if (target.default) throw new FqError('conflict', `${name} version ${version} is what the default model serves; it cannot be deleted`);
   const users = store.activeJobsOnBase(name, version);

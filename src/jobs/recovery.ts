@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { JobRow } from '../db/schema.ts';
 import { logger } from '../logger.ts';
 import { signalGroup } from '../python-launcher.ts';
+import type { JobRecorder } from './job-recorder.ts';
 import type { JobStore } from './job-store.ts';
 import { jobPaths } from './layout.ts';
 
@@ -14,6 +15,8 @@ const CHECKPOINT_NAME = /^(\d{7,})\.pt$/; // fqgan/train/checkpoint_store.py
 
 export interface RecoveryOptions {
   store: JobStore;
+  /** Saves each decision, or keeps (and shows) it while a full or read-only disk cannot take it. */
+  recorder: JobRecorder;
   jobsDir: string;
   /** How long a surviving trainer may take to save its checkpoint after SIGTERM before SIGKILL. */
   graceMs: number;
@@ -26,15 +29,21 @@ export async function recoverInterruptedJobs(options: RecoveryOptions): Promise<
     await stopSurvivor(job, paths.spec, options.graceMs);
     const checkpoint = latestCheckpoint(paths.checkpoints);
     if (checkpoint && job.attempts < MAX_ATTEMPTS) {
-      store.updateJob(job.id, { status: 'queued', pid: null, step: checkpoint.step, spec: { ...job.spec, resume: checkpoint.path } });
-      store.addEvent(job.id, 'recovered', { action: 'resume', step: checkpoint.step, checkpoint: checkpoint.path, attempt: job.attempts + 1 });
+      options.recorder.record(job.id, {
+        from: ['running'],
+        patch: { status: 'queued', pid: null, step: checkpoint.step, spec: { ...job.spec, resume: checkpoint.path } },
+        event: { type: 'recovered', data: { action: 'resume', step: checkpoint.step, checkpoint: checkpoint.path, attempt: job.attempts + 1 } },
+      });
       logger.warn({ job: job.id, step: checkpoint.step }, 'interrupted job queued to resume from its last checkpoint');
     } else {
       const message = checkpoint
         ? `the service stopped during the job ${job.attempts} times; not resuming it again`
         : 'the service stopped while the job was running, before the trainer saved a checkpoint to resume from';
-      store.updateJob(job.id, { status: 'failed', pid: null, finishedAt: new Date(), error: { message } });
-      store.addEvent(job.id, 'status', { status: 'failed', message });
+      options.recorder.record(job.id, {
+        from: ['running'],
+        patch: { status: 'failed', pid: null, finishedAt: new Date(), error: { message } },
+        event: { type: 'status', data: { status: 'failed', message } },
+      });
       logger.warn({ job: job.id }, `interrupted job failed: ${message}`);
     }
   }

@@ -20,6 +20,11 @@ export interface TrainerProcessOptions {
   /** Every stderr byte is appended here; the last few KB are kept in memory for the job's error. */
   stderrFile?: string;
   onLine?: (line: string) => void;
+  /**
+   * Writing `stderrFile` failed (a full or read-only disk): the log stops there, the tail is still kept.
+   * Without a handler such an error would end the whole service (an 'error' event nobody listens to).
+   */
+  onStderrFileError?: (err: Error) => void;
 }
 
 export class TrainerProcess {
@@ -38,7 +43,13 @@ export class TrainerProcess {
       detached: true,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const stderrFile = options.stderrFile ? createWriteStream(options.stderrFile, { flags: 'a' }) : undefined;
+    let stderrFile = options.stderrFile ? createWriteStream(options.stderrFile, { flags: 'a' }) : undefined;
+    stderrFile?.on('error', (err) => {
+      if (!stderrFile) return; // told once
+      stderrFile.destroy();
+      stderrFile = undefined;
+      options.onStderrFileError?.(err);
+    });
     this.child.stderr!.on('data', (chunk: Buffer) => {
       stderrFile?.write(chunk);
       this.stderrTailBuffer = (this.stderrTailBuffer + chunk.toString('utf8')).slice(-STDERR_TAIL_BYTES);

@@ -1,5 +1,5 @@
 // The model registry: which model versions are served, each a ServedModel, and the default model.
-import { FqError } from '../errors.ts';
+import { FqError, quoted } from '../errors.ts';
 import { logger } from '../logger.ts';
 import { modelInfo } from '../metrics.ts';
 import { readManifest, type Manifest } from '../backends/manifest.ts';
@@ -102,12 +102,12 @@ export class ModelRegistry {
     if (!wanted) throw new FqError('unknown_model', 'no model is loaded');
     const versions = this.models.get(wanted);
     if (!versions) {
-      throw new FqError('unknown_model', `unknown model '${wanted}'; known: ${[...this.models.keys()].join(', ') || 'none'}`);
+      throw new FqError('unknown_model', `unknown model ${quoted(wanted)}; known: ${[...this.models.keys()].join(', ') || 'none'}`);
     }
     const v = version ?? Math.max(...versions.keys());
     const served = versions.get(v);
     if (!served) {
-      throw new FqError('unknown_model', `model '${wanted}' has no version ${v}; versions: ${[...versions.keys()].join(', ')}`);
+      throw new FqError('unknown_model', `model ${quoted(wanted)} has no version ${v}; versions: ${[...versions.keys()].join(', ')}`);
     }
     return served;
   }

@@ -1,7 +1,7 @@
 // Code usage: over the grids sent, per codebook, the distinct codes used, the perplexity of their
 // distribution and the top codes. Counted grid set by grid set, so that any number of codes takes
 // constant memory; the model's manifest is all it needs (no inference runs).
-import { FqError } from '../errors.ts';
+import { FqError, quoted } from '../errors.ts';
 import type { GridSet } from './token-layout.ts';
 
 export interface CodebookUsage {
@@ -74,7 +74,7 @@ export class CodeCounter {
 export function countersFor(names: string[], codebooks: readonly { name: string; size: number }[], modelLabel: string): CodeCounter[] {
   const unknown = names.filter((n) => !codebooks.some((c) => c.name === n));
   if (unknown.length > 0) {
-    throw new FqError('bad_tokens', `codebook(s) ${unknown.join(', ')} are not in model ${modelLabel} (${codebooks.map((c) => c.name).join(', ')})`);
+    throw new FqError('bad_tokens', `codebook(s) ${unknown.map((n) => quoted(n)).join(', ')} are not in model ${modelLabel} (${codebooks.map((c) => c.name).join(', ')})`);
   }
   return codebooks.filter((c) => names.includes(c.name)).map((c) => new CodeCounter(c.name, c.size));
 }

@@ -1,5 +1,5 @@
 // Which of a model's codebooks a request uses: a checked subset in model order, and the decoder's mask for it.
-import { FqError } from '../errors.ts';
+import { FqError, quoted } from '../errors.ts';
 import type { ServedModel } from '../serving/served-model.ts';
 
 /** Checks a requested subset of codebooks against the model; returns them in model order (all when none is named). */
@@ -8,7 +8,7 @@ export function selectCodebooks(model: ServedModel, requested: string[] | undefi
   if (!requested || requested.length === 0) return all;
   const unknown = requested.filter((n) => !all.includes(n));
   if (unknown.length > 0) {
-    throw new FqError('bad_request', `unknown codebook(s) ${unknown.join(', ')}; model ${model.label} has ${all.join(', ')}`);
+    throw new FqError('bad_request', `unknown codebook(s) ${unknown.map((n) => quoted(n)).join(', ')}; model ${model.label} has ${all.join(', ')}`);
   }
   return all.filter((n) => requested.includes(n));
 }

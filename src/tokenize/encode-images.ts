@@ -1,6 +1,6 @@
 // Encode images: admission (every view of every image) -> deadline -> codebooks checked -> image files
 // decoded and cropped (worker threads) -> one tensor -> the model's encode queue -> grids per view.
-import { FqError } from '../errors.ts';
+import { clipped, FqError } from '../errors.ts';
 import { cropsToNchw } from '../imaging/preprocess.ts';
 import type { Orientation } from '../imaging/read-image.ts';
 import type { TokenBatch } from '../backends/backend.ts';
@@ -13,13 +13,15 @@ import { VIEWS, type Augment } from './views.ts';
 export interface CropSource {
   preprocess(
     input: Uint8Array,
-    options: { orientation: Orientation; augment: Augment; imageSize: number; item?: number; signal?: AbortSignal },
+    options: { orientation: Orientation; augment: Augment; imageSize: number; item?: number; signal?: AbortSignal; transfer?: boolean },
   ): Promise<Uint8Array[]>;
 }
 
 export interface SourceImage {
   bytes: Uint8Array;
   name?: string;
+  /** Nothing else holds `bytes`' buffer: preprocessing may move it to a worker thread instead of copying it. */
+  owned?: boolean;
 }
 
 export interface EncodeImagesOptions {
@@ -75,12 +77,13 @@ export async function encodeImages(
             imageSize: size,
             item,
             signal: admission.signal,
+            transfer: image.owned,
           });
         } catch (err) {
           if (admission.signal.aborted) throw admission.signal.reason; // timed out or the client left: not this image's fault
           admission.stop(`image ${item} failed`); // the request fails: decode none of the others still waiting
           if (err instanceof FqError) {
-            const where = image.name ? `image ${item} (${image.name})` : `image ${item}`;
+            const where = image.name ? `image ${item} (${clipped(image.name)})` : `image ${item}`;
             throw new FqError(err.kind, `${where}: ${err.message}`, { item, retryAfterSeconds: err.retryAfterSeconds, cause: err });
           }
           throw err;

@@ -1,5 +1,5 @@
 // Token arrays in any accepted layout (grids or the flat h*w sequences AR samplers emit) -> one grid set.
-import { FqError } from '../errors.ts';
+import { FqError, quoted } from '../errors.ts';
 
 /** One codebook's tokens as sent: a shape and its values in C order (numbers, not yet checked). */
 export interface TokenArray {
@@ -56,12 +56,12 @@ export function toGridSet(arrays: TokenArrays, grid: readonly [number, number], 
     if (here === undefined) {
       throw new FqError(
         'bad_tokens',
-        `codebook '${name}' has shape [${shape.join(', ')}]; model ${modelLabel} takes ${grid[0]}x${grid[1]} grids, ` +
+        `codebook ${quoted(name)} has shape [${shape.join(', ')}]; model ${modelLabel} takes ${grid[0]}x${grid[1]} grids, ` +
           `${grid[0] * grid[1]} tokens per image: send ${acceptedLayouts(grid)}`,
       );
     }
     if (layout !== undefined && here.grids !== layout.grids) {
-      throw new FqError('bad_tokens', `codebook '${name}' holds ${here.grids} grids, '${names[0]}' holds ${layout.grids}`);
+      throw new FqError('bad_tokens', `codebook ${quoted(name)} holds ${here.grids} grids, ${quoted(names[0]!)} holds ${layout.grids}`);
     }
     layout = here;
   }
