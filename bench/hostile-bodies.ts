@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeNpz } from '../src/formats/npz.ts';
@@ -30,12 +30,17 @@ const { values } = parseArgs({
 });
 const root = path.resolve(values.root!);
 const timeoutMs = Number(values['timeout-s']) * 1000;
+// The machine may be shared: the load average says how much of it was ours.
+const loadAtStart = loadavg().map((l) => Number(l.toFixed(2)));
 
 interface Server {
   url: string;
   child: ChildProcess;
   stop(): Promise<void>;
 }
+
+/** Servers not yet stopped: a measurement given up on (see `bounded`) leaves its server here, to be killed. */
+const liveServers = new Set<ChildProcess>();
 
 async function startServer(env: Record<string, string> = {}): Promise<Server> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'fqtok-bench-hostile-'));
@@ -44,6 +49,8 @@ async function startServer(env: Record<string, string> = {}): Promise<Server> {
     env: { ...process.env, FQ_PORT: '0', FQ_HOST: '127.0.0.1', FQ_LOG_LEVEL: 'info', FQ_LOG_FORMAT: 'json', FQ_DATA_DIR: dataDir, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  liveServers.add(child);
+  child.once('exit', () => liveServers.delete(child));
   let log = '';
   const port = await new Promise<number>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
@@ -239,14 +246,21 @@ async function unreadArchive() {
     const body = writeNpz({ vis: tokens, sem_mid: tokens, sem_high: tokens });
     const started = performance.now();
     const closedAfterMs = await new Promise<number | null>((resolve) => {
+      let poll: NodeJS.Timeout | undefined;
+      const finish = (ms: number | null) => {
+        clearInterval(poll);
+        clearTimeout(window);
+        req.destroy();
+        resolve(ms);
+      };
       const req = request(`${server.url}/decode?format=npz`, { method: 'POST', headers: { 'content-type': 'application/x-npz' } }, (res) => {
         res.pause(); // never read
-        res.socket.once('close', () => resolve(Math.round(performance.now() - started)));
+        const { localPort, remotePort } = res.socket;
+        poll = setInterval(() => {
+          if (closedByServer(remotePort!, localPort!)) finish(Math.round(performance.now() - started));
+        }, 100);
       });
-      setTimeout(() => {
-        req.destroy();
-        resolve(null);
-      }, timeoutMs);
+      const window = setTimeout(() => finish(null), timeoutMs);
       req.on('error', () => undefined);
       req.end(body);
     });
@@ -265,11 +279,28 @@ async function unreadArchive() {
   }
 }
 
+/**
+ * Whether the server has let go of the loopback connection between `serverPort` and the client's
+ * `clientPort`, as the kernel sees the server's side: no longer ESTABLISHED (state 01 of /proc/net/tcp),
+ * or gone. Its FIN waits behind the data the client never read, so the client's side cannot tell.
+ */
+function closedByServer(serverPort: number, clientPort: number): boolean {
+  const hex = (port: number) => `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const serverSide = readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .find((fields) => fields[1]?.endsWith(hex(serverPort)) && fields[2]?.endsWith(hex(clientPort)));
+  return serverSide === undefined || serverSide[3] !== '01';
+}
+
 /** A measurement that itself never ends (it should not, but a stalled server is what is measured) is reported, not waited on. */
 async function bounded<T>(what: string, work: () => Promise<T>): Promise<T | { error: string }> {
   let timer: NodeJS.Timeout | undefined;
   const limit = new Promise<{ error: string }>((resolve) => {
-    timer = setTimeout(() => resolve({ error: `${what}: the measurement did not end within ${timeoutMs / 1000 + 90} s` }), timeoutMs + 90_000);
+    timer = setTimeout(() => {
+      for (const child of liveServers) child.kill('SIGKILL'); // its server must not burn a core under the next measurement
+      resolve({ error: `${what}: the measurement did not end within ${timeoutMs / 1000 + 90} s` });
+    }, timeoutMs + 90_000);
   });
   try {
     return await Promise.race([work(), limit]);
@@ -291,7 +322,9 @@ console.log(
   JSON.stringify(
     {
       root,
-      machine: `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), shared with other engineers' test runs: figures measured under load`,
+      machine: `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'})`,
+      load_average_at_start: loadAtStart,
+      load_average_at_end: loadavg().map((l) => Number(l.toFixed(2))),
       timeout_s: timeoutMs / 1000,
       bodies: results,
       ...(slowClients ? { slow_clients: slowClients } : {}),

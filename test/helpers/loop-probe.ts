@@ -13,6 +13,7 @@ import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 
 export interface ProbeResult {
   /** Slowest /healthz round trip, in ms (a request still unanswered at stop counts as its time so far). */
@@ -44,11 +45,16 @@ const schedstat = '/proc/' + pid + '/task/' + pid + '/schedstat';
 const onCpuMs = () => { try { return Number(readFileSync(schedstat, 'utf8').split(' ')[0]) / 1e6; } catch { return NaN; } };
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 let max = 0, own = 0, probes = 0, started = 0, cpuAtStart = 0, stopping = false;
+// A server whose loop was blocked runs its overdue keep-alive timer before it reads the next request,
+// closing the idle socket under it: that request is sent again on a new socket, its clock still running.
+const ask = (resolve, reject) => {
+  const req = http.get(url + '/healthz', { agent }, (res) => { res.resume(); res.on('end', resolve); });
+  req.on('error', (err) => (req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE') ? ask(resolve, reject) : reject(err)));
+};
 const once = () => new Promise((resolve, reject) => {
   started = performance.now();
   cpuAtStart = onCpuMs();
-  const req = http.get(url + '/healthz', { agent }, (res) => { res.resume(); res.on('end', resolve); });
-  req.on('error', reject);
+  ask(resolve, reject);
 });
 const account = () => {
   const ms = performance.now() - started;
@@ -93,14 +99,10 @@ export async function startLoopProbe(url: string, serverPid: number): Promise<Lo
   }
   const child = spawn(process.execPath, ['--input-type=module', '-e', SCRIPT, url, String(serverPid)], { stdio: ['pipe', 'pipe', 'inherit'] });
   const raised = raisePriority(child.pid!) && raisePriority(serverPid);
-  const lines = createInterface({ input: child.stdout });
-  const next = () =>
-    new Promise<string>((resolve, reject) => {
-      lines.once('line', resolve);
-      child.once('exit', (code) => reject(new Error(`the /healthz probe exited with code ${code}`)));
-    });
+  const next = lineReader(child.stdout);
+  const running = () => child.exitCode === null && child.signalCode === null;
   const kill = () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (running()) child.kill('SIGKILL');
   };
   try {
     let timer: NodeJS.Timeout | undefined;
@@ -129,8 +131,38 @@ export async function startLoopProbe(url: string, serverPid: number): Promise<Lo
         return { maxMs: result.maxMs, ownStallMs: result.ownStallMs, probes: result.probes };
       } finally {
         clearTimeout(timer);
-        if (child.exitCode === null) await once(child, 'exit');
+        if (running()) await once(child, 'exit');
       }
     },
+  };
+}
+
+/**
+ * The probe's output, one line per call, none lost: a line written before it was asked for (say, the
+ * error of a probe that already exited) waits for the next call; once the output has ended, a call
+ * fails at once instead of waiting for a line that cannot come.
+ */
+function lineReader(output: Readable): () => Promise<string> {
+  const queued: string[] = [];
+  let ended = false;
+  let waiting: { resolve(line: string): void; reject(err: Error): void } | undefined;
+  const noAnswer = () => new Error('the /healthz probe exited without an answer');
+  const lines = createInterface({ input: output });
+  lines.on('line', (line) => {
+    if (waiting) waiting.resolve(line);
+    else queued.push(line);
+    waiting = undefined;
+  });
+  lines.on('close', () => {
+    ended = true;
+    waiting?.reject(noAnswer());
+    waiting = undefined;
+  });
+  return () => {
+    if (queued.length > 0) return Promise.resolve(queued.shift()!);
+    if (ended) return Promise.reject(noAnswer());
+    return new Promise((resolve, reject) => {
+      waiting = { resolve, reject };
+    });
   };
 }
