@@ -31,7 +31,8 @@ const { values } = parseArgs({
 const root = path.resolve(values.root!);
 const timeoutMs = Number(values['timeout-s']) * 1000;
 // The machine may be shared: the load average says how much of it was ours.
-const loadAtStart = loadavg().map((l) => Number(l.toFixed(2)));
+const loadAverage = () => loadavg().map((l) => Number(l.toFixed(2)));
+const loadAtStart = loadAverage();
 
 interface Server {
   url: string;
@@ -324,7 +325,7 @@ console.log(
       root,
       machine: `${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'})`,
       load_average_at_start: loadAtStart,
-      load_average_at_end: loadavg().map((l) => Number(l.toFixed(2))),
+      load_average_at_end: loadAverage(),
       timeout_s: timeoutMs / 1000,
       bodies: results,
       ...(slowClients ? { slow_clients: slowClients } : {}),
